@@ -1,0 +1,12 @@
+import { Prosody, Ejabberd, Switchboard } from '../peers.js';
+import { mkdirSync, mkdtempSync, chmodSync } from 'node:fs';
+const name = process.argv[2]!;
+const w = mkdtempSync('/tmp/dbg-'); chmodSync(w, 0o755);
+const dir = w + '/' + name; mkdirSync(dir);
+const p = name === 'prosody' ? new Prosody(dir) : name === 'ejabberd' ? new Ejabberd(dir) : new Switchboard(dir);
+const users = Array.from({ length: 1100 }, (_, i) => `u${i}`);
+await p.prepare(users, 'pw');
+const r = await p.start();
+console.log(JSON.stringify({ port: r.port, pid: r.pid, dir }));
+process.on('SIGTERM', async () => { await r.stop(); process.exit(0); });
+setInterval(() => {}, 1000);

@@ -1,0 +1,13 @@
+import { login } from '../client.js';
+const port = Number(process.argv[2]);
+const t = { host: '127.0.0.1', port, domain: 'localhost' };
+const a = await login(t, { user: 'u1000', password: 'pw', resource: 'bench' }, { presence: true });
+const b = await login(t, { user: 'u1001', password: 'pw', resource: 'bench' }, { presence: true });
+console.log(a.jid, b.jid);
+let got = '';
+b.attach((c) => { got += c; });
+a.attach((c) => console.log('A got', c));
+a.write(`<message to='${b.jid}' type='chat'><body>x</body></message>`.repeat(3));
+await new Promise((r) => setTimeout(r, 500));
+console.log('B got', got);
+process.exit(0);

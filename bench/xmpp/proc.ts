@@ -1,0 +1,96 @@
+// Reads CPU time and resident memory of a server from /proc.
+//
+// A server is measured as its whole process tree, because the process we
+// spawn is not always the one doing the work: ejabberdctl stays as a shell
+// parent of beam.smp, and a broker may fork helpers. Constant overhead of
+// wrappers cancels out, since we only ever report deltas.
+import { readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+interface Stat { pid: number; ppid: number; ticks: number }
+
+function readStat(pid: number): Stat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return undefined; // process ended between listing and reading
+  }
+  // The command name (field 2) may contain spaces and parentheses, so fields
+  // are counted from the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+  return { pid, ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) };
+}
+
+/** The pid itself and all its live descendants. */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid)) continue;
+    const st = readStat(pid);
+    if (!st) continue;
+    const list = children.get(st.ppid) ?? [];
+    list.push(pid);
+    children.set(st.ppid, list);
+  }
+  const out: number[] = [];
+  const todo = [root];
+  while (todo.length > 0) {
+    const pid = todo.pop()!;
+    out.push(pid);
+    todo.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+/** User + system CPU seconds consumed so far by the tree under root. */
+export function cpuSeconds(root: number): number {
+  let ticks = 0;
+  for (const pid of processTree(root)) ticks += readStat(pid)?.ticks ?? 0;
+  return ticks / CLK_TCK;
+}
+
+/** Resident set size in KiB (VmRSS) summed over the tree under root. */
+export function rssKiB(root: number): number {
+  let kib = 0;
+  for (const pid of processTree(root)) {
+    try {
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+      if (m) kib += Number(m[1]);
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return kib;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Waits until the server has (nearly) stopped using CPU, so one phase's
+ * backlog (e.g. tearing down 10,000 sessions, garbage collection) is not
+ * billed to the next phase. Gives up after maxMs: a busy-looping server
+ * should not hang the bench.
+ */
+export async function waitQuiet(root: number, maxMs = 20_000): Promise<void> {
+  const end = Date.now() + maxMs;
+  let quiet = 0;
+  let prev = cpuSeconds(root);
+  while (Date.now() < end && quiet < 2) {
+    await sleep(500);
+    const now = cpuSeconds(root);
+    quiet = now - prev < 0.05 ? quiet + 1 : 0; // under 10% of one core
+    prev = now;
+  }
+}
+
+/** Soft limit on open files of this process, from /proc/self/limits. */
+export function openFilesLimit(): number {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'latin1'));
+  if (!m || m[1] === 'unlimited') return Infinity;
+  return Number(m[1]);
+}

@@ -1,0 +1,330 @@
+// XMPP benchmark: Prosody, ejabberd and Switchboard side by side on loopback.
+//
+//   node --import tsx bench/xmpp/run.ts [--quick] [--servers prosody,ejabberd,switchboard]
+//        [--runs N] [--procs N] [--window N] [--json FILE] [--keep]
+//
+// Servers run one at a time (never two at once), each started fresh for
+// every run, and runs are interleaved (P E S, P E S, …) so slow drift of the
+// machine does not favour whichever server goes first. Each metric is the
+// median over runs. See docs/benchmarks.md for what each number means.
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Ejabberd, Prosody, RAISE_NOFILE, Switchboard, killAllServers, type Peer, type Running } from './peers.js';
+import { cpuSeconds, openFilesLimit, rssKiB, sleep, waitQuiet } from './proc.js';
+import { fmt, median, percentile } from './stats.js';
+import { login, type Target } from './client.js';
+import type { LatencyResult, LoginResult, Request, ThroughputResult } from './loadgen.js';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    servers: { type: 'string', default: 'prosody,ejabberd,switchboard' },
+    runs: { type: 'string' },
+    procs: { type: 'string', default: '1' },
+    window: { type: 'string', default: '50' },
+    json: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+
+const quick = args.quick!;
+const P = {
+  runs: Number(args.runs ?? (quick ? 1 : 3)),
+  pairs: 50,
+  window: Number(args.window), // messages in flight per pair in the throughput test
+  idleLevels: quick ? [200, 1_000] : [2_000, 10_000],
+  loginConcurrency: 50,
+  loginMs: quick ? 2_000 : 4_000,
+  warmupMs: quick ? 1_000 : 2_000,
+  measureMs: quick ? 3_000 : 8_000,
+  rate: 2_000,
+  procs: Math.max(1, Number(args.procs)),
+};
+const PASSWORD = 'pw';
+const DOMAIN = 'localhost';
+const maxIdle = Math.max(...P.idleLevels);
+const idleUsers = Array.from({ length: maxIdle }, (_, i) => `u${i}`);
+const pairUsers = Array.from({ length: 2 * P.pairs }, (_, i) => `u${maxIdle + i}`);
+const allUsers = [...idleUsers, ...pairUsers];
+
+// 10,000 client sockets need more descriptors than the usual soft limit;
+// restart once under a raised one (children inherit it).
+if (openFilesLimit() < maxIdle + 1_000) {
+  if (process.env.SB_BENCH_REEXEC) {
+    console.error(`open files limit is ${openFilesLimit()}, need ${maxIdle + 1_000}: run as root or raise ulimit -n`);
+    process.exit(1);
+  }
+  const r = spawnSync('bash', ['-c', `${RAISE_NOFILE}; exec "$0" "$@"`, process.execPath, ...process.execArgv,
+    ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, SB_BENCH_REEXEC: '1' } });
+  process.exit(r.status ?? 1);
+}
+
+// ------------------------------------------------------ load generators
+
+class Gen {
+  private seq = 0;
+  private waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  readonly proc: ChildProcess;
+
+  constructor() {
+    // Inherits --import tsx; the repo root as cwd lets that resolve.
+    this.proc = fork(new URL('./loadgen.ts', import.meta.url).pathname, [],
+      { cwd: new URL('../..', import.meta.url).pathname, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.proc.on('message', (m: { id: number; result?: unknown; error?: string }) => {
+      const w = this.waiting.get(m.id);
+      this.waiting.delete(m.id);
+      if (m.error !== undefined) w?.reject(new Error(m.error));
+      else w?.resolve(m.result);
+    });
+    this.proc.on('exit', (code) => {
+      for (const w of this.waiting.values()) w.reject(new Error(`load generator exited (${code})`));
+      this.waiting.clear();
+    });
+  }
+
+  call<T>(req: Request): Promise<T> {
+    const id = ++this.seq;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.proc.send({ id, ...req });
+    });
+  }
+}
+
+/** Splits items into n nearly equal contiguous slices. */
+function split<T>(items: T[], n: number): T[][] {
+  const size = Math.ceil(items.length / n);
+  return Array.from({ length: n }, (_, i) => items.slice(i * size, (i + 1) * size));
+}
+
+// ------------------------------------------------------------ one run
+
+interface RunResult {
+  throughput: number; // stanzas/s delivered
+  cpuUsPerStanza: number; // server CPU microseconds per delivered stanza
+  serverCpuPct: number; // server CPU during the throughput window, % of one core
+  clientCpuPct: number; // load generators' CPU in that window, % of one core
+  p50: number; p99: number; p999: number; // ms at the fixed rate
+  latencyRate: number; lost: number;
+  loginsSeq: number; loginsPar: number;
+  kibPerConn: Record<number, number>;
+  baselineKiB: number;
+}
+
+function procCpu(pids: number[]): number {
+  return pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+}
+
+async function waitUntilLoginWorks(target: Target, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const s = await login(target, { user: idleUsers[0]!, password: PASSWORD, resource: 'probe' }, { presence: false, timeoutMs: 5_000 });
+      await s.close();
+      return;
+    } catch (e) {
+      if (Date.now() > end) throw new Error(`cannot log in: ${(e as Error).message}`);
+      await sleep(500);
+    }
+  }
+}
+
+async function sumLogins(parts: Promise<LoginResult>[]): Promise<{ rate: number; errors: number; firstError?: string }> {
+  const rs = await Promise.all(parts);
+  const count = rs.reduce((a, r) => a + r.count, 0);
+  const seconds = Math.max(...rs.map((r) => r.seconds));
+  const errors = rs.reduce((a, r) => a + r.errors, 0);
+  return { rate: count / seconds, errors, firstError: rs.find((r) => r.firstError)?.firstError };
+}
+
+function log(msg: string): void {
+  console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
+}
+
+async function measure(peer: Peer, srv: Running, gens: Gen[], provision: boolean): Promise<RunResult> {
+  const target: Target = { host: '127.0.0.1', port: srv.port, domain: DOMAIN };
+  const base = { target, password: PASSWORD };
+  if (provision && peer.provisionOnline) {
+    const t = Date.now();
+    await peer.provisionOnline(srv, async () => {
+      await Promise.all(split(allUsers, gens.length).map((users, i) =>
+        gens[i]!.call({ op: 'register', ...base, users, concurrency: 20 })));
+    });
+    log(`${peer.name}: registered ${allUsers.length} accounts in ${((Date.now() - t) / 1000).toFixed(1)}s`);
+  }
+  await waitUntilLoginWorks(target);
+  // Warm-up: code paths loaded and JIT-compiled before anything is measured.
+  await gens[0]!.call<LoginResult>({ op: 'logins', ...base, users: idleUsers.slice(0, 100), concurrency: 10, durationMs: 1_000 });
+  await waitQuiet(srv.pid);
+
+  // Memory per idle connection. First, on a fresh server, so that memory
+  // freed by earlier phases cannot be reused and hide the real cost.
+  const baselineKiB = rssKiB(srv.pid);
+  const kibPerConn: Record<number, number> = {};
+  let connected = 0;
+  for (const level of P.idleLevels) {
+    const users = idleUsers.slice(connected, level);
+    const rs = await Promise.all(split(users, gens.length).map((u, i) =>
+      gens[i]!.call<LoginResult>({ op: 'connect', ...base, users: u, concurrency: Math.ceil(P.loginConcurrency / gens.length) })));
+    const errors = rs.reduce((a, r) => a + r.errors, 0);
+    if (errors > 0) throw new Error(`${errors} of ${users.length} idle logins failed: ${rs.find((r) => r.firstError)?.firstError}`);
+    connected = level;
+    await sleep(2_000);
+    await waitQuiet(srv.pid);
+    const rss = rssKiB(srv.pid);
+    kibPerConn[level] = (rss - baselineKiB) / level;
+    log(`${peer.name}: ${level} idle connections: RSS ${fmt(rss / 1024, 1)} MiB (baseline ${fmt(baselineKiB / 1024, 1)}), ${fmt(kibPerConn[level], 1)} KiB/conn`);
+  }
+  await Promise.all(gens.map((g) => g.call({ op: 'disconnect' })));
+  await waitQuiet(srv.pid);
+
+  // Logins per second: sequential, then 50 in parallel.
+  const seq = await sumLogins([gens[0]!.call<LoginResult>({ op: 'logins', ...base, users: idleUsers, concurrency: 1, durationMs: P.loginMs })]);
+  await waitQuiet(srv.pid);
+  const par = await sumLogins(split(idleUsers, gens.length).map((users, i) =>
+    gens[i]!.call<LoginResult>({ op: 'logins', ...base, users, concurrency: Math.ceil(P.loginConcurrency / gens.length), durationMs: P.loginMs })));
+  if (seq.errors + par.errors > 0) throw new Error(`login errors: ${seq.firstError ?? par.firstError}`);
+  log(`${peer.name}: logins/s sequential ${fmt(seq.rate)}, ${P.loginConcurrency} parallel ${fmt(par.rate)}`);
+  await waitQuiet(srv.pid);
+
+  // Message routing: 50 sender→receiver pairs, spread over the generators.
+  const pairs: [string, string][] = Array.from({ length: P.pairs }, (_, i) => [pairUsers[2 * i]!, pairUsers[2 * i + 1]!]);
+  const pairSlices = split(pairs, gens.length);
+  await Promise.all(pairSlices.map((p, i) => gens[i]!.call({ op: 'pairs', ...base, pairs: p })));
+  await waitQuiet(srv.pid);
+  try {
+    const startAt = Date.now() + 300;
+    const from = startAt + P.warmupMs;
+    const to = from + P.measureMs;
+    const genPids = gens.map((g) => g.proc.pid!);
+    let cpu0 = 0, cpu1 = 0, gen0 = 0, gen1 = 0;
+    const t0 = setTimeout(() => { cpu0 = cpuSeconds(srv.pid); gen0 = procCpu(genPids); }, from - Date.now());
+    const t1 = setTimeout(() => { cpu1 = cpuSeconds(srv.pid); gen1 = procCpu(genPids); }, to - Date.now());
+    const tp = await Promise.all(gens.map((g) => g.call<ThroughputResult>({ op: 'throughput', startAt, from, to, window: P.window })));
+    clearTimeout(t0); clearTimeout(t1);
+    const delivered = tp.reduce((a, r) => a + r.delivered, 0);
+    const secs = P.measureMs / 1000;
+    const throughput = delivered / secs;
+    const cpuUsPerStanza = ((cpu1 - cpu0) / delivered) * 1e6;
+    const serverCpuPct = ((cpu1 - cpu0) / secs) * 100;
+    const clientCpuPct = ((gen1 - gen0) / secs) * 100;
+    log(`${peer.name}: ${fmt(throughput)} stanzas/s, ${fmt(cpuUsPerStanza, 1)} µs server CPU/stanza ` +
+      `(server ${fmt(serverCpuPct)}% / generators ${fmt(clientCpuPct)}% of a core)`);
+    await waitQuiet(srv.pid);
+
+    // Latency at a fixed offered rate, shared out over the generators.
+    const lStart = Date.now() + 300;
+    const lFrom = lStart + P.warmupMs;
+    const lTo = lFrom + P.measureMs;
+    const lat = await Promise.all(gens.map((g) =>
+      g.call<LatencyResult>({ op: 'latency', startAt: lStart, from: lFrom, to: lTo, rate: P.rate / gens.length })));
+    const all = lat.flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
+    const sent = lat.reduce((a, r) => a + r.sent, 0);
+    const lost = lat.reduce((a, r) => a + r.lost, 0);
+    const res = {
+      p50: percentile(all, 50), p99: percentile(all, 99), p999: percentile(all, 99.9),
+      latencyRate: sent / secs, lost,
+    };
+    log(`${peer.name}: at ${fmt(res.latencyRate)}/s p50 ${fmt(res.p50, 2)} ms, p99 ${fmt(res.p99, 2)} ms, p99.9 ${fmt(res.p999, 2)} ms, lost ${lost}`);
+    return {
+      throughput, cpuUsPerStanza, serverCpuPct, clientCpuPct, ...res,
+      loginsSeq: seq.rate, loginsPar: par.rate, kibPerConn, baselineKiB,
+    };
+  } finally {
+    await Promise.all(gens.map((g) => g.call({ op: 'closePairs' })));
+  }
+}
+
+// ------------------------------------------------------------ report
+
+function report(results: Map<string, RunResult[]>, errors: Map<string, string>): string {
+  const [lo, hi] = P.idleLevels as [number, number];
+  const head = ['server', 'msgs/s (50 pairs)', 'server CPU µs/msg', `p50 ms @${P.rate}/s`, `p99 ms @${P.rate}/s`,
+    'logins/s seq', `logins/s ${P.loginConcurrency} par`, `KiB/conn @${fmt(lo)}`, `KiB/conn @${fmt(hi)}`];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const [name, runs] of results) {
+    if (runs.length === 0) continue;
+    const m = (f: (r: RunResult) => number) => median(runs.map(f));
+    lines.push(`| ${[name, fmt(m((r) => r.throughput)), fmt(m((r) => r.cpuUsPerStanza), 1), fmt(m((r) => r.p50), 2),
+      fmt(m((r) => r.p99), 2), fmt(m((r) => r.loginsSeq)), fmt(m((r) => r.loginsPar)),
+      fmt(m((r) => r.kibPerConn[lo]!), 1), fmt(m((r) => r.kibPerConn[hi]!), 1)].join(' | ')} |`);
+  }
+  for (const [name, e] of errors) lines.push(`\nERROR ${name}: ${e}`);
+  return lines.join('\n');
+}
+
+// ------------------------------------------------------------ main
+
+async function main(): Promise<number> {
+  const names = args.servers!.split(',').map((s) => s.trim()).filter(Boolean);
+  const work = mkdtempSync(join(tmpdir(), 'switchboard-xmpp-bench-'));
+  chmodSync(work, 0o755); // the servers run as their own users and must reach their dirs
+  log(`work dir ${work}; ${cpus().length} CPUs; ${P.runs} run(s); ${P.procs} load generator process(es)`);
+  const peers: Peer[] = [];
+  const errors = new Map<string, string>();
+  const results = new Map<string, RunResult[]>();
+  for (const name of names) {
+    const dir = join(work, name);
+    mkdirSync(dir);
+    const make = { prosody: () => new Prosody(dir), ejabberd: () => new Ejabberd(dir), switchboard: () => new Switchboard(dir) }[name];
+    if (!make) { errors.set(name, 'unknown server name'); continue; }
+    peers.push(make());
+    results.set(name, []);
+  }
+  const gens = Array.from({ length: P.procs }, () => new Gen());
+  try {
+    for (const peer of peers) {
+      const t = Date.now();
+      try {
+        await peer.prepare(allUsers, PASSWORD);
+        log(`${peer.name}: prepared ${allUsers.length} accounts in ${((Date.now() - t) / 1000).toFixed(1)}s`);
+      } catch (e) {
+        errors.set(peer.name, `prepare failed: ${(e as Error).message}`);
+      }
+    }
+    for (let run = 1; run <= P.runs; run++) {
+      for (const peer of peers) {
+        if (errors.has(peer.name)) continue;
+        log(`--- run ${run}/${P.runs}: ${peer.name}`);
+        let srv: Running | undefined;
+        try {
+          srv = await peer.start();
+          results.get(peer.name)!.push(await measure(peer, srv, gens, run === 1));
+        } catch (e) {
+          errors.set(peer.name, `run ${run}: ${(e as Error).message} (logs: ${peer.logFile})`);
+          log(`${peer.name}: ERROR ${(e as Error).message}`);
+          // Drop idle connections a failed phase may have left behind.
+          await Promise.all(gens.map((g) => g.call({ op: 'disconnect' }).catch(() => {})));
+          await Promise.all(gens.map((g) => g.call({ op: 'closePairs' }).catch(() => {})));
+        } finally {
+          await srv?.stop();
+        }
+      }
+    }
+  } finally {
+    for (const g of gens) g.proc.kill();
+    killAllServers();
+  }
+  const table = report(results, errors);
+  console.log(table);
+  if (args.json) {
+    writeFileSync(args.json, JSON.stringify({ params: P, date: new Date().toISOString(), results: Object.fromEntries(results),
+      errors: Object.fromEntries(errors) }, null, 2));
+  }
+  if (args.keep || errors.size > 0) log(`kept ${work} (logs)`);
+  else rmSync(work, { recursive: true, force: true });
+  return errors.size > 0 ? 1 : 0;
+}
+
+// Whatever happens, no server outlives the bench.
+process.on('exit', killAllServers);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => { killAllServers(); process.exit(130); });
+
+main().then((code) => process.exit(code), (e: unknown) => {
+  console.error(e);
+  killAllServers();
+  process.exit(1);
+});

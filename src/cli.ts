@@ -1,0 +1,133 @@
+// The `switchboard` command (CONTRACT §1, §2). Every failure is one line on stderr
+// and exit code 1; success output is JSON where the contract says so.
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { loadConfig, ConfigError, type Config } from "./config.js";
+import { openSqliteRegistry } from "./registry/sqlite.js";
+import type { Registry } from "./registry/registry.js";
+import { addAccount, importAccounts, parseImport, ProvisionError } from "./provision.js";
+
+const USAGE = `usage:
+  switchboard start [--config FILE]
+  switchboard check-config [--config FILE]
+  switchboard device add <id> --type <type> [--password P] [--config FILE]
+  switchboard device list [--json] [--config FILE]
+  switchboard device remove <id> [--config FILE]
+  switchboard device import FILE [--accounts] [--config FILE]
+  switchboard account add <name> --role service|operator [--password P] [--config FILE]`;
+
+class UsageError extends Error {}
+
+function args(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: "string", short: "c" },
+      type: { type: "string" },
+      role: { type: "string" },
+      password: { type: "string" },
+      json: { type: "boolean" },
+      accounts: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+}
+
+function withRegistry<T>(config: Config, fn: (registry: Registry) => Promise<T> | T): Promise<T> {
+  const registry = openSqliteRegistry({ dataDir: resolve(config.dataDir), pollMs: 60_000 });
+  return Promise.resolve()
+    .then(() => fn(registry))
+    .finally(() => registry.close());
+}
+
+const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
+
+async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = args(argv);
+  if (values.help || positionals.length === 0) {
+    process.stdout.write(`${USAGE}\n`);
+    return values.help ? 0 : 1;
+  }
+  const [command, sub, ...rest] = positionals;
+  const config = loadConfig(values.config);
+  const iterations = config.auth.scramIterations;
+  const need = (value: string | undefined, what: string): string => {
+    if (!value) throw new UsageError(`missing ${what}`);
+    return value;
+  };
+
+  switch (`${command} ${command === "start" || command === "check-config" ? "" : (sub ?? "")}`.trim()) {
+    case "start": {
+      const { runBroker } = await import("./main.js");
+      return runBroker(config);
+    }
+    case "check-config":
+      print({ ok: true, domain: config.domain, dataDir: resolve(config.dataDir) });
+      return 0;
+    case "device add": {
+      const id = need(rest[0], "<id>");
+      const account = await withRegistry(config, (r) => addAccount(r, { name: id, role: "device", type: need(values.type, "--type"), password: values.password }, iterations));
+      print({ id: account.name, jid: `${account.name}@${config.domain}`, type: account.type, password: account.password });
+      return 0;
+    }
+    case "account add": {
+      const name = need(rest[0], "<name>");
+      const role = need(values.role, "--role");
+      if (role !== "service" && role !== "operator") throw new UsageError(`--role must be 'service' or 'operator', not '${role}'`);
+      const account = await withRegistry(config, (r) => addAccount(r, { name, role, type: null, password: values.password }, iterations));
+      print({ name: account.name, jid: `${account.name}@${config.domain}`, role: account.role, password: account.password });
+      return 0;
+    }
+    case "device list": {
+      const rows = await withRegistry(config, (r) =>
+        r.list("device").map((a) => ({ id: a.name, jid: `${a.name}@${config.domain}`, type: a.type, lastSeen: r.lastSeen(a.name)?.at ?? null })),
+      );
+      if (values.json) print(rows.map((r) => ({ ...r, lastSeen: r.lastSeen === null ? null : new Date(r.lastSeen).toISOString() })));
+      else {
+        const lines = rows.map((r) => `${r.id.padEnd(24)} ${String(r.type).padEnd(14)} ${r.lastSeen ? new Date(r.lastSeen).toISOString() : "never seen"}`);
+        process.stdout.write([`${"ID".padEnd(24)} ${"TYPE".padEnd(14)} LAST SEEN`, ...lines].join("\n") + "\n");
+      }
+      return 0;
+    }
+    case "device remove": {
+      const id = need(rest[0], "<id>");
+      const removed = await withRegistry(config, (r) => {
+        const account = r.get(id);
+        if (!account || account.role !== "device") throw new ProvisionError("SB_ERR_NOT_FOUND", `no device '${id}'`);
+        return r.remove(id);
+      });
+      print({ removed: removed!.name });
+      return 0;
+    }
+    case "device import": {
+      const file = need(rest[0], "FILE");
+      let text: string;
+      try {
+        text = readFileSync(file, "utf8");
+      } catch (err) {
+        throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`);
+      }
+      const rows = parseImport(text, values.accounts ? "accounts" : "devices");
+      const started = Date.now();
+      const count = await withRegistry(config, (r) => importAccounts(r, rows, iterations));
+      print({ imported: count, kind: values.accounts ? "accounts" : "devices", ms: Date.now() - started });
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command '${positionals.join(" ")}'\n${USAGE}`);
+  }
+}
+
+run(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== -1) process.exitCode = code;
+  },
+  (err: unknown) => {
+    const known = err instanceof ConfigError || err instanceof ProvisionError || err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    process.stderr.write(`error: ${known ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,115 @@
+// CONTRACT §1: one YAML or JSON file, validated at start; unknown keys are errors
+// and every error names its key, so a typo never passes silently.
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+const port = z.number().int().min(0).max(65535);
+const host = z.string().min(1);
+const positiveInt = z.number().int().positive();
+const domainName = z
+  .string()
+  .regex(/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, "must be a lowercase DNS name");
+
+export const configSchema = z.strictObject({
+  domain: domainName.default("localhost"),
+  dataDir: z.string().min(1).default("./data"),
+  xmpp: z
+    .strictObject({
+      host: host.default("0.0.0.0"),
+      port: port.default(5222),
+      requireTls: z.boolean().default(true),
+      tls: z
+        .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
+        .optional(),
+      maxStanzaBytes: positiveInt.min(1024).default(65536),
+      // Prosody's and ejabberd's pre-auth limits are the model: small stanzas and a
+      // bounded negotiation time before a client has proved who it is.
+      maxPreAuthStanzaBytes: positiveInt.min(512).default(10000),
+      negotiationTimeoutMs: positiveInt.default(60000),
+    })
+    .prefault({}),
+  mqtt: z
+    .strictObject({
+      host: host.default("0.0.0.0"),
+      port: port.default(1883),
+      tlsPort: port.nullable().default(8883),
+      maxPacketBytes: positiveInt.default(65536),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      host: host.default("0.0.0.0"),
+      port: port.default(5280),
+    })
+    .prefault({}),
+  tsdb: z
+    .strictObject({
+      kind: z.enum(["embedded", "influx"]).default("embedded"),
+      influx: z
+        .strictObject({
+          url: z.url().default("http://127.0.0.1:8086"),
+          database: z.string().min(1).default("switchboard"),
+        })
+        .prefault({}),
+      batchSize: positiveInt.default(5000),
+      flushMs: positiveInt.default(1000),
+    })
+    .prefault({}),
+  commands: z.strictObject({ timeoutMs: positiveInt.default(10000) }).prefault({}),
+  auth: z
+    .strictObject({
+      // RFC 7677 §4 asks for at least 4096 PBKDF2 iterations.
+      scramIterations: positiveInt.min(4096).default(4096),
+      // After this many failures in a minute from one address, answers are delayed.
+      failuresBeforeDelay: positiveInt.default(4),
+      failureDelayMs: z.number().int().min(0).default(2000),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  readonly code = "SB_ERR_CONFIG";
+}
+
+/** One line per problem, each naming the key: `config: xmpp.port: expected ...`. */
+export function formatIssues(error: z.ZodError, source: string): string {
+  return error.issues
+    .map((issue) => {
+      const key = issue.path.join(".") || "(root)";
+      const keys = issue.code === "unrecognized_keys" ? issue.keys.map((k) => (issue.path.length ? `${key}.${k}` : k)) : null;
+      if (keys) return `${source}: unknown key ${keys.map((k) => `'${k}'`).join(", ")}`;
+      return `${source}: ${key}: ${issue.message}`;
+    })
+    .join("\n");
+}
+
+export function parseConfig(raw: unknown, source = "config"): Config {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) throw new ConfigError(formatIssues(result.error, source));
+  return result.data;
+}
+
+export function loadConfig(file?: string): Config {
+  if (!file) return parseConfig({});
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  let raw: unknown;
+  try {
+    // YAML 1.2 is a superset of JSON, so one parser reads both formats.
+    raw = parseYaml(text, { uniqueKeys: true });
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid YAML or JSON: ${(err as Error).message.split("\n")[0]}`);
+  }
+  if (raw !== null && raw !== undefined && (typeof raw !== "object" || Array.isArray(raw)))
+    throw new ConfigError(`${file}: (root): expected a mapping of keys`);
+  return parseConfig(raw, file);
+}

@@ -1,0 +1,47 @@
+// The HTTP listener (CONTRACT §1): health endpoints now; metrics, XMPP over
+// WebSocket and the operator console arrive with later issues.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "../log.js";
+
+export interface HttpListener {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startHttp(opts: { host: string; port: number; log: Logger; ready: () => { ok: boolean; reason?: string } }): Promise<HttpListener> {
+  const json = (res: http.ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify(body));
+  };
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    const routes: Record<string, () => void> = {
+      "/healthz": () => json(res, 200, { status: "ok" }),
+      "/readyz": () => {
+        const state = opts.ready();
+        json(res, state.ok ? 200 : 503, state.ok ? { status: "ready" } : { status: "not ready", reason: state.reason });
+      },
+    };
+    const route = path ? routes[path] : undefined;
+    if (!route) return json(res, 404, { error: "not found", path });
+    if (req.method !== "GET" && req.method !== "HEAD") return json(res, 405, { error: "method not allowed", method: req.method });
+    route();
+  });
+  server.on("error", (err) => opts.log.error({ err }, "http listener error"));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,86 @@
+// The broker, wired: this file is the table of contents. Each part gets only the
+// collaborators it needs; nothing here opens a port before the config is valid
+// (the caller validated it) and the stores are open.
+import { resolve } from "node:path";
+import type { Config } from "./config.js";
+import { createLogger, type Logger } from "./log.js";
+import { openSqliteRegistry } from "./registry/sqlite.js";
+import type { Registry } from "./registry/registry.js";
+import { createAuthenticator } from "./auth/credentials.js";
+import { createFailureLimiter } from "./auth/limiter.js";
+import { loadTls } from "./tls.js";
+import { createXmppServer, type XmppServer } from "./xmpp/server.js";
+import { listenTcp } from "./xmpp/tcp.js";
+import { StreamError } from "./xmpp/errors.js";
+import { startHttp } from "./http/server.js";
+
+export interface Broker {
+  ports: { xmpp: number; mqtt: number | null; mqttTls: number | null; http: number };
+  registry: Registry;
+  xmpp: XmppServer;
+  stop(): Promise<void>;
+}
+
+/** Most elements in one stanza (the limit; Prosody has none, ejabberd similar). */
+const MAX_CHILDREN = 10_000;
+
+export async function startBroker(config: Config, opts: { log?: Logger } = {}): Promise<Broker> {
+  const log = opts.log ?? createLogger();
+  const dataDir = resolve(config.dataDir);
+  const registry = openSqliteRegistry({ dataDir });
+  const tls = await loadTls({ domain: config.domain, dataDir, cert: config.xmpp.tls?.cert, key: config.xmpp.tls?.key });
+  const auth = createAuthenticator({ registry, domain: config.domain, iterations: config.auth.scramIterations });
+  const limiter = createFailureLimiter({ freeFailures: config.auth.failuresBeforeDelay, delayMs: config.auth.failureDelayMs });
+
+  const xmpp = createXmppServer({
+    options: {
+      domain: config.domain,
+      requireTls: config.xmpp.requireTls,
+      maxStanzaBytes: config.xmpp.maxStanzaBytes,
+      negotiationTimeoutMs: config.xmpp.negotiationTimeoutMs,
+    },
+    registry,
+    auth,
+    limiter,
+    log,
+  });
+
+  const listeners: Array<{ close(): Promise<void> }> = [];
+  try {
+    const c2s = await listenTcp(
+      {
+        host: config.xmpp.host,
+        port: config.xmpp.port,
+        tls: tls.context,
+        limits: { maxStanzaBytes: Math.min(config.xmpp.maxPreAuthStanzaBytes, config.xmpp.maxStanzaBytes), maxChildren: MAX_CHILDREN },
+      },
+      xmpp.openStream,
+      log,
+    );
+    listeners.push(c2s);
+    const http = await startHttp({ host: config.http.host, port: config.http.port, log, ready: () => ({ ok: true }) });
+    listeners.push(http);
+
+    const ports = { xmpp: c2s.port, mqtt: null, mqttTls: null, http: http.port };
+    log.info({ ...ports, domain: config.domain, dataDir, tls: tls.source }, "listening");
+
+    let stopped = false;
+    return {
+      ports,
+      registry,
+      xmpp,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await Promise.all(listeners.map((l) => l.close()));
+        for (const session of [...xmpp.sessions.all()]) session.close(new StreamError("system-shutdown"));
+        registry.close();
+        log.info("stopped");
+      },
+    };
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close()));
+    registry.close();
+    throw err;
+  }
+}

@@ -1,0 +1,16 @@
+// One JSON line per event (CONTRACT §7). Secrets never reach the logger: callers log
+// names and outcomes, never credentials; the redact list is a second line of defence.
+import pino, { type Logger, type DestinationStream } from "pino";
+
+export type { Logger };
+
+export function createLogger(destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level: process.env.LOG_LEVEL ?? "info",
+      base: { pid: process.pid },
+      redact: ["password", "*.password", "credentials", "*.credentials"],
+    },
+    destination ?? pino.destination({ sync: true }),
+  );
+}

@@ -1,0 +1,58 @@
+// The account registry (CONTRACT §2) as the rest of the broker sees it. Reads are
+// synchronous over a directory kept current by a change feed, so a shared registry
+// (a later issue) can implement the same interface with its own feed.
+import type { ScramHash, ScramKeys } from "../auth/scram.js";
+
+export const ROLES = ["device", "service", "operator"] as const;
+export type Role = (typeof ROLES)[number];
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+export interface Account {
+  name: string;
+  role: Role;
+  /** Device type; null for services and operators. */
+  type: string | null;
+  createdAt: number;
+}
+
+export type Credentials = Record<ScramHash, ScramKeys>;
+
+export interface NewAccount {
+  name: string;
+  role: Role;
+  type: string | null;
+  credentials: Credentials;
+}
+
+export interface LastSeen {
+  at: number;
+  status: string | null;
+}
+
+export type AccountChange = { op: "add"; account: Account } | { op: "remove"; account: Account };
+
+export interface Registry {
+  get(name: string): Account | undefined;
+  list(role?: Role): Account[];
+  credentials(name: string): Credentials | undefined;
+  add(account: NewAccount): Account;
+  /** All or nothing: one transaction (bulk import). */
+  addMany(accounts: NewAccount[]): void;
+  remove(name: string): Account | undefined;
+  lastSeen(name: string): LastSeen | undefined;
+  setLastSeen(name: string, seen: LastSeen): void;
+  /** Changes made by any process (CLI or broker); delivered after they commit. */
+  onChange(listener: (change: AccountChange) => void): () => void;
+  close(): void;
+}
+
+export type RegistryErrorCode = "SB_ERR_DUPLICATE" | "SB_ERR_NOT_FOUND" | "SB_ERR_BAD_NAME" | "SB_ERR_BAD_TYPE" | "SB_ERR_BAD_ROLE";
+
+export class RegistryError extends Error {
+  constructor(
+    readonly code: RegistryErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,166 @@
+// Registry on embedded SQLite in dataDir. WAL mode lets the CLI write while a running
+// broker reads; the broker learns of CLI changes from the account_changes log, which
+// triggers fill inside the writer's own transaction.
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { ScramKeys } from "../auth/scram.js";
+import { RegistryError, type Account, type AccountChange, type Credentials, type LastSeen, type NewAccount, type Registry, type Role } from "./registry.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS accounts (
+  name TEXT PRIMARY KEY,
+  role TEXT NOT NULL CHECK (role IN ('device','service','operator')),
+  type TEXT,
+  sha1_salt BLOB NOT NULL, sha1_iter INTEGER NOT NULL, sha1_stored BLOB NOT NULL, sha1_server BLOB NOT NULL,
+  sha256_salt BLOB NOT NULL, sha256_iter INTEGER NOT NULL, sha256_stored BLOB NOT NULL, sha256_server BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS last_seen (name TEXT PRIMARY KEY, at INTEGER NOT NULL, status TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS account_changes (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL, type TEXT, created_at INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS accounts_added AFTER INSERT ON accounts BEGIN
+  INSERT INTO account_changes (op, name, role, type, created_at) VALUES ('add', NEW.name, NEW.role, NEW.type, NEW.created_at);
+END;
+CREATE TRIGGER IF NOT EXISTS accounts_removed AFTER DELETE ON accounts BEGIN
+  INSERT INTO account_changes (op, name, role, type, created_at) VALUES ('remove', OLD.name, OLD.role, OLD.type, OLD.created_at);
+  DELETE FROM last_seen WHERE name = OLD.name;
+END;
+`;
+
+interface AccountRow {
+  name: string;
+  role: Role;
+  type: string | null;
+  created_at: number;
+}
+type CredentialRow = Record<`${"sha1" | "sha256"}_${"salt" | "stored" | "server"}`, Buffer> & Record<`${"sha1" | "sha256"}_iter`, number>;
+
+const toAccount = (row: AccountRow): Account => ({ name: row.name, role: row.role, type: row.type, createdAt: row.created_at });
+const keys = (row: CredentialRow, h: "sha1" | "sha256"): ScramKeys => ({
+  salt: row[`${h}_salt`],
+  iterations: row[`${h}_iter`],
+  storedKey: row[`${h}_stored`],
+  serverKey: row[`${h}_server`],
+});
+
+export interface SqliteRegistryOptions {
+  dataDir: string;
+  /** How often to look for changes made by other processes (the CLI). */
+  pollMs?: number;
+}
+
+export function openSqliteRegistry({ dataDir, pollMs = 500 }: SqliteRegistryOptions): Registry {
+  mkdirSync(dataDir, { recursive: true });
+  const db = new Database(join(dataDir, "registry.sqlite"));
+  db.pragma("journal_mode = WAL");
+  db.pragma("busy_timeout = 5000");
+  db.pragma("synchronous = NORMAL");
+  db.exec(SCHEMA);
+
+  const stmt = {
+    all: db.prepare<[], AccountRow>("SELECT name, role, type, created_at FROM accounts ORDER BY name"),
+    credentials: db.prepare<[string], CredentialRow>("SELECT * FROM accounts WHERE name = ?"),
+    insert: db.prepare(
+      `INSERT INTO accounts VALUES (@name, @role, @type, @sha1_salt, @sha1_iter, @sha1_stored, @sha1_server,
+        @sha256_salt, @sha256_iter, @sha256_stored, @sha256_server, @created_at)`,
+    ),
+    remove: db.prepare<[string], AccountRow>("DELETE FROM accounts WHERE name = ? RETURNING name, role, type, created_at"),
+    lastSeen: db.prepare<[string], { at: number; status: string | null }>("SELECT at, status FROM last_seen WHERE name = ?"),
+    setLastSeen: db.prepare("INSERT INTO last_seen (name, at, status) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET at = excluded.at, status = excluded.status"),
+    changesSince: db.prepare<[number], { seq: number; op: "add" | "remove"; name: string; role: Role; type: string | null; created_at: number }>(
+      "SELECT seq, op, name, role, type, created_at FROM account_changes WHERE seq > ? ORDER BY seq",
+    ),
+    lastChange: db.prepare<[], { seq: number | null }>("SELECT max(seq) AS seq FROM account_changes"),
+    prune: db.prepare("DELETE FROM account_changes WHERE seq <= ? - 100000"),
+  };
+
+  // The directory: every account in memory (10,000 devices are a few MB), kept
+  // current from the change log so reads on hot paths never touch the disk.
+  const directory = new Map<string, Account>(stmt.all.all().map((row) => [row.name, toAccount(row)]));
+  let seenSeq = stmt.lastChange.get()?.seq ?? 0;
+  const listeners = new Set<(change: AccountChange) => void>();
+
+  function pollChanges(): void {
+    const rows = stmt.changesSince.all(seenSeq);
+    for (const row of rows) {
+      seenSeq = row.seq;
+      const account = toAccount(row);
+      if (row.op === "add") directory.set(account.name, account);
+      else directory.delete(account.name);
+      for (const listener of listeners) listener({ op: row.op, account });
+    }
+    if (rows.length) stmt.prune.run(seenSeq);
+  }
+  const timer = setInterval(pollChanges, pollMs);
+  timer.unref();
+
+  function row(account: NewAccount, now: number) {
+    const c = account.credentials;
+    return {
+      name: account.name,
+      role: account.role,
+      type: account.type,
+      created_at: now,
+      ...Object.fromEntries(
+        (["sha1", "sha256"] as const).flatMap((h) => [
+          [`${h}_salt`, c[h].salt],
+          [`${h}_iter`, c[h].iterations],
+          [`${h}_stored`, c[h].storedKey],
+          [`${h}_server`, c[h].serverKey],
+        ]),
+      ),
+    };
+  }
+
+  const insertAll = db.transaction((accounts: NewAccount[]) => {
+    const now = Date.now();
+    for (const account of accounts) {
+      try {
+        stmt.insert.run(row(account, now));
+      } catch (err) {
+        if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY")
+          throw new RegistryError("SB_ERR_DUPLICATE", `'${account.name}' already exists`);
+        throw err;
+      }
+    }
+  });
+
+  return {
+    get: (name) => directory.get(name),
+    list: (role) => [...directory.values()].filter((a) => !role || a.role === role),
+    credentials(name) {
+      const r = stmt.credentials.get(name);
+      return r ? ({ sha1: keys(r, "sha1"), sha256: keys(r, "sha256") } satisfies Credentials) : undefined;
+    },
+    add(account) {
+      insertAll([account]);
+      pollChanges();
+      return directory.get(account.name)!;
+    },
+    addMany(accounts) {
+      insertAll(accounts);
+      pollChanges();
+    },
+    remove(name) {
+      const removed = stmt.remove.get(name);
+      pollChanges();
+      return removed ? toAccount(removed) : undefined;
+    },
+    lastSeen(name): LastSeen | undefined {
+      return stmt.lastSeen.get(name);
+    },
+    setLastSeen(name, seen) {
+      stmt.setLastSeen.run(name, seen.at, seen.status);
+    },
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    close() {
+      clearInterval(timer);
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,325 @@
+// One client-to-server stream, RFC 6120: stream header, features, STARTTLS (§5),
+// SASL (§6), resource binding (§7), then stanzas to the router. Transport-neutral:
+// TCP (tcp.ts) and later WebSocket (RFC 7395) feed it parsed elements.
+import { randomBytes } from "node:crypto";
+import xml, { type Element } from "@xmpp/xml";
+import type { Logger } from "../log.js";
+import type { Authenticator } from "../auth/credentials.js";
+import type { FailureLimiter } from "../auth/limiter.js";
+import type { Account } from "../registry/registry.js";
+import { NS_SASL, NS_STREAMS, SASLError, StanzaError, StreamError, errorReply } from "./errors.js";
+import { JID, validResource } from "./jid.js";
+import type { Router } from "./router.js";
+import type { Session } from "./sessions.js";
+import type { PresenceService } from "./modules/presence.js";
+import { MECHANISMS, decodeSaslPayload, encodeSaslPayload, startExchange, type MechanismName, type SaslExchange } from "./sasl.js";
+import { NS_SESSION } from "./modules/session.js";
+
+export const NS_CLIENT = "jabber:client";
+export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
+export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
+
+/** What a stream needs from its transport (TCP socket, WebSocket). */
+export interface C2STransport {
+  readonly remoteAddress: string;
+  readonly secure: boolean;
+  readonly canStartTls: boolean;
+  sendHeader(attrs: Record<string, string>): void;
+  send(element: Element): void;
+  /** Sends the closing tag (or RFC 7395 <close/>) and ends the transport. */
+  close(): void;
+  /** STARTTLS: upgrade after <proceed/>, with a fresh parser (§5.4.3.3). */
+  startTls(): void;
+  /** Stream restart after SASL success (§6.4.6): a fresh parser, the old one is dropped. */
+  restart(): void;
+  setMaxStanzaBytes(bytes: number): void;
+}
+
+export interface C2SOptions {
+  domain: string;
+  requireTls: boolean;
+  maxStanzaBytes: number;
+  negotiationTimeoutMs: number;
+  /** Failed SASL attempts allowed on one stream before it is closed (§6.4.5: 2 to 5). */
+  maxAuthAttempts?: number;
+}
+
+export interface C2SDeps {
+  options: C2SOptions;
+  auth: Authenticator;
+  limiter: FailureLimiter;
+  router: Router;
+  presence: PresenceService;
+  log: Logger;
+}
+
+type Phase = "header" | "negotiating" | "authenticated" | "bound" | "closed";
+
+export class C2SStream {
+  private phase: Phase = "header";
+  private headerSent = false;
+  private account: Account | null = null;
+  private session: Session | null = null;
+  private exchange: { mechanism: MechanismName; sasl: SaslExchange } | null = null;
+  private authFailures = 0;
+  private readonly queue: Element[] = [];
+  private busy = false;
+  private readonly negotiationTimer: NodeJS.Timeout;
+  readonly id = randomBytes(9).toString("base64url");
+
+  constructor(
+    private readonly transport: C2STransport,
+    private readonly deps: C2SDeps,
+  ) {
+    // Prosody's and ejabberd's model: a client gets a bounded time to authenticate and bind.
+    this.negotiationTimer = setTimeout(
+      () => this.fail(new StreamError("connection-timeout", "negotiation took too long")),
+      deps.options.negotiationTimeoutMs,
+    );
+  }
+
+  get bound(): Session | null {
+    return this.session;
+  }
+
+  // --- events from the transport's parser ---
+
+  streamStart(name: string, attrs: Record<string, string>): void {
+    const { domain } = this.deps.options;
+    this.sendHeader();
+    // RFC 6120 §4.8.1 and §4.9.3.10: the stream and content namespaces must be exactly these.
+    if (name !== "stream:stream" || attrs["xmlns:stream"] !== NS_STREAMS)
+      return this.fail(new StreamError("invalid-namespace", "the stream element must be <stream:stream> in the streams namespace"));
+    if (attrs.xmlns !== NS_CLIENT) return this.fail(new StreamError("invalid-namespace", `the content namespace must be '${NS_CLIENT}'`));
+    if (attrs.to !== undefined && attrs.to.toLowerCase() !== domain) return this.fail(new StreamError("host-unknown", `this server serves '${domain}'`));
+    // §4.7.5: a client without version="1.0" does not know stream features.
+    const major = Number.parseInt((attrs.version ?? "0").split(".")[0]!, 10);
+    if (!(major >= 1)) return this.fail(new StreamError("unsupported-version", "version 1.0 is required"));
+    if (this.phase === "header") this.phase = "negotiating";
+    this.transport.send(this.features());
+  }
+
+  element(element: Element): void {
+    if (this.phase === "closed") return;
+    if (this.busy) {
+      this.queue.push(element);
+      return;
+    }
+    this.process(element);
+  }
+
+  streamEnd(): void {
+    // §4.4: the peer closed its stream; we close ours and end the session.
+    this.end("stream closed by client");
+  }
+
+  transportError(error: StreamError): void {
+    this.fail(error);
+  }
+
+  /** The transport is gone (socket loss): no stream error can be sent. */
+  transportClosed(): void {
+    this.end("connection lost", false);
+  }
+
+  /** Closes the stream with a stream error (§4.9): header first if none was sent yet. */
+  fail(error: StreamError): void {
+    if (this.phase === "closed") return;
+    this.sendHeader();
+    this.deps.log.debug({ stream: this.id, condition: error.condition, text: error.text }, "stream error");
+    this.transport.send(error.toElement());
+    this.end(error.text ?? error.condition);
+  }
+
+  // --- internals ---
+
+  private isClosed(): boolean {
+    return this.phase === "closed";
+  }
+
+  private sendHeader(): void {
+    if (this.headerSent) return;
+    this.headerSent = true;
+    this.transport.sendHeader({ xmlns: NS_CLIENT, "xmlns:stream": NS_STREAMS, id: this.id, from: this.deps.options.domain, version: "1.0", "xml:lang": "en" });
+  }
+
+  private end(reason: string, sendClose = true): void {
+    if (this.phase === "closed") return;
+    this.phase = "closed";
+    clearTimeout(this.negotiationTimer);
+    this.queue.length = 0;
+    if (this.session) {
+      const session = this.session;
+      this.session = null;
+      // A session displaced by a newer one with the same JID only withdraws its presence.
+      if (this.deps.router.sessions.remove(session)) this.deps.presence.ended(session);
+      else this.deps.presence.update(session, null);
+      this.deps.log.info({ stream: this.id, jid: session.full, reason }, "session ended");
+    }
+    if (sendClose) {
+      this.sendHeader();
+      this.transport.close();
+    }
+  }
+
+  private process(element: Element): void {
+    let pending: Promise<void> | void;
+    try {
+      pending = this.handle(element);
+    } catch (err) {
+      this.deps.log.error({ err, stream: this.id }, "stanza handling failed");
+      pending = this.fail(new StreamError("internal-server-error"));
+    }
+    if (!pending) return;
+    this.busy = true;
+    pending
+      .catch((err) => {
+        this.deps.log.error({ err, stream: this.id }, "negotiation step failed");
+        this.fail(new StreamError("internal-server-error"));
+      })
+      .finally(() => {
+        this.busy = false;
+        while (!this.busy && this.queue.length && this.phase !== "closed") this.process(this.queue.shift()!);
+      });
+  }
+
+  private handle(element: Element): Promise<void> | void {
+    if (this.phase === "bound") {
+      if (element.name === "message" || element.name === "presence" || element.name === "iq") {
+        if (element.name === "iq" && element.getChild("bind", NS_BIND))
+          return this.session!.send(errorReply(element, new StanzaError("not-allowed", "a resource is already bound to this stream")));
+        if (element.attrs.xmlns !== undefined && element.attrs.xmlns !== NS_CLIENT)
+          return this.fail(new StreamError("invalid-namespace", "stanzas must be in the jabber:client namespace"));
+        return this.deps.router.route(this.session!, element);
+      }
+      return this.fail(new StreamError("unsupported-stanza-type", `<${element.name}/> is not a stanza`));
+    }
+    const ns = element.attrs.xmlns;
+    if (element.name === "starttls" && ns === NS_TLS) return this.startTls();
+    if (ns === NS_SASL) return this.sasl(element);
+    if (element.name === "iq" && this.phase === "authenticated" && element.getChild("bind", NS_BIND)) return this.bind(element);
+    if (element.name === "message" || element.name === "presence" || element.name === "iq")
+      // §6.4 / §7.1: no stanzas before authentication and binding.
+      return this.fail(new StreamError("not-authorized", "authenticate and bind a resource first"));
+    return this.fail(new StreamError("unsupported-stanza-type", `<${element.name}/> is not expected here`));
+  }
+
+  private features(): Element {
+    const { requireTls } = this.deps.options;
+    const features = xml("stream:features");
+    if (this.phase === "negotiating") {
+      const { secure, canStartTls } = this.transport;
+      if (!secure && canStartTls) features.append(xml("starttls", { xmlns: NS_TLS }, requireTls ? xml("required") : null));
+      // §5.3.1 / §6.4.1: while TLS is mandatory and absent, no mechanism is offered.
+      if (secure || !requireTls) features.append(xml("mechanisms", { xmlns: NS_SASL }, ...MECHANISMS.map((m) => xml("mechanism", {}, m))));
+    } else if (this.phase === "authenticated") {
+      features.append(xml("bind", { xmlns: NS_BIND }), xml("session", { xmlns: NS_SESSION }, xml("optional")));
+    }
+    return features;
+  }
+
+  private startTls(): void {
+    if (this.transport.secure || !this.transport.canStartTls || this.phase !== "negotiating" || this.exchange) {
+      // §5.4.2.2: failure, then the stream is closed.
+      this.transport.send(xml("failure", { xmlns: NS_TLS }));
+      return this.end("STARTTLS refused");
+    }
+    this.transport.send(xml("proceed", { xmlns: NS_TLS }));
+    this.headerSent = false;
+    this.transport.startTls();
+  }
+
+  private async sasl(element: Element): Promise<void> {
+    if (this.phase !== "negotiating") return this.fail(new StreamError("policy-violation", "already authenticated"));
+    const { requireTls, domain } = this.deps.options;
+    if (element.name === "abort") {
+      this.exchange = null;
+      return void this.transport.send(new SASLError("aborted").toElement());
+    }
+    if (element.name === "auth") {
+      if (this.exchange) return this.saslFailure(new SASLError("malformed-request", "an exchange is already under way"));
+      if (requireTls && !this.transport.secure) return this.saslFailure(new SASLError("encryption-required", "use STARTTLS first"));
+      const mechanism = element.attrs.mechanism as MechanismName;
+      if (!MECHANISMS.includes(mechanism)) return this.saslFailure(new SASLError("invalid-mechanism", `'${element.attrs.mechanism ?? ""}' is not offered`));
+      this.exchange = { mechanism, sasl: startExchange(mechanism, { auth: this.deps.auth, domain }) };
+    } else if (element.name !== "response" || !this.exchange) {
+      return this.saslFailure(new SASLError("malformed-request", `unexpected <${element.name}/>`));
+    }
+    // §6.4.2: an <auth/> without text carries no initial response; "=" is an empty one.
+    const text = element.getText().trim();
+    let payload: Buffer | null = null;
+    if (text !== "" || element.name === "response") {
+      payload = text === "" ? Buffer.alloc(0) : decodeSaslPayload(text);
+      if (!payload) return this.saslFailure(new SASLError("malformed-request", "payload is not valid base64"));
+    }
+    const exchange = this.exchange!;
+    const step = await exchange.sasl.step(payload);
+    if (this.isClosed()) return; // the peer may have gone while the password was checked
+    switch (step.kind) {
+      case "challenge":
+        return void this.transport.send(xml("challenge", { xmlns: NS_SASL }, encodeSaslPayload(step.data)));
+      case "failure":
+        this.deps.log.info({ stream: this.id, mechanism: exchange.mechanism, user: step.username, address: this.transport.remoteAddress, condition: step.error.condition }, "authentication failed");
+        return this.saslFailure(step.error);
+      case "success":
+        this.exchange = null;
+        this.account = step.account;
+        this.phase = "authenticated";
+        this.transport.setMaxStanzaBytes(this.deps.options.maxStanzaBytes);
+        this.transport.send(xml("success", { xmlns: NS_SASL }, step.data ? encodeSaslPayload(step.data) : null));
+        this.headerSent = false;
+        this.transport.restart();
+    }
+  }
+
+  private async saslFailure(error: SASLError): Promise<void> {
+    this.exchange = null;
+    this.authFailures++;
+    const delay = this.deps.limiter.failure(this.transport.remoteAddress);
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    if (this.isClosed()) return;
+    this.transport.send(error.toElement());
+    if (error.condition === "encryption-required" || this.authFailures >= (this.deps.options.maxAuthAttempts ?? 5))
+      this.fail(new StreamError("policy-violation", "too many failed authentication attempts"));
+  }
+
+  private bind(iq: Element): void {
+    const { domain } = this.deps.options;
+    const account = this.account!;
+    const reply = (el: Element) => this.transport.send(el);
+    if (iq.attrs.type !== "set" || !iq.attrs.id) return reply(errorReply(iq, new StanzaError("bad-request", "bind is an IQ set with an id")));
+    const requested = iq.getChild("bind", NS_BIND)!.getChildText("resource");
+    let resource = requested ? validResource(requested) : null;
+    if (requested && resource === null) return reply(errorReply(iq, new StanzaError("bad-request", "invalid resource")));
+    // `mqtt` is the resource of a device's MQTT connection; an XMPP client gets its own.
+    if (!resource || resource === "mqtt") resource = `${resource ? "mqtt-" : ""}sb-${randomBytes(6).toString("hex")}`;
+    const jid = new JID(account.name, domain, resource);
+    const session = this.createSession(jid, account);
+    // RFC 6120 §7.7.2.2, our policy: the newer session wins, the older one gets <conflict/>.
+    const displaced = this.deps.router.sessions.add(session);
+    if (displaced) displaced.close(new StreamError("conflict", "replaced by a new connection with the same resource"));
+    this.session = session;
+    this.phase = "bound";
+    clearTimeout(this.negotiationTimer);
+    reply(xml("iq", { type: "result", id: iq.attrs.id }, xml("bind", { xmlns: NS_BIND }, xml("jid", {}, session.full))));
+    this.deps.log.info({ stream: this.id, jid: session.full, role: account.role, address: this.transport.remoteAddress }, "session bound");
+  }
+
+  private createSession(jid: JID, account: Account): Session {
+    const transport = this.transport;
+    const full = jid.toString();
+    return {
+      id: this.id,
+      jid,
+      full,
+      bare: `${jid.local}@${jid.domain}`,
+      account,
+      protocol: "xmpp",
+      presence: null,
+      priority: 0,
+      rosterRequested: false,
+      send: (stanza) => transport.send(stanza),
+      close: (error) => (error ? this.fail(error) : this.end("closed by server")),
+    };
+  }
+}

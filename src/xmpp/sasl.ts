@@ -1,0 +1,103 @@
+// SASL mechanisms on the server side (RFC 6120 §6): PLAIN (RFC 4616), SCRAM-SHA-1
+// (RFC 5802) and SCRAM-SHA-256 (RFC 7677). Each exchange is a small state machine
+// fed the decoded client messages; it never sees the XML.
+import { SASLError } from "./errors.js";
+import type { Account } from "../registry/registry.js";
+import type { Authenticator } from "../auth/credentials.js";
+import { parseClientFirst, SCRAM_HASHES, serverFirst, verifyClientFinal, type ClientFirst, type ScramKeys } from "../auth/scram.js";
+
+export type SaslStep =
+  | { kind: "challenge"; data: Buffer }
+  | { kind: "success"; account: Account; data?: Buffer }
+  | { kind: "failure"; error: SASLError; username?: string };
+
+export interface SaslExchange {
+  /** `data` is null when the client sent no initial response. */
+  step(data: Buffer | null): Promise<SaslStep>;
+}
+
+export const MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"] as const;
+export type MechanismName = (typeof MECHANISMS)[number];
+
+interface Deps {
+  auth: Authenticator;
+  domain: string;
+}
+
+const fail = (condition: SASLError["condition"], text?: string, username?: string): SaslStep => ({ kind: "failure", error: new SASLError(condition, text), username });
+
+/** An authzid is accepted only when it names the authenticating account itself. */
+function authzidMatches(authzid: string | null, account: Account | undefined, deps: Deps): boolean {
+  if (!authzid) return true;
+  const own = account && deps.auth.resolve(authzid);
+  return own !== undefined && own === account;
+}
+
+function plain(deps: Deps): SaslExchange {
+  return {
+    async step(data) {
+      if (data === null || data.length === 0) return { kind: "challenge", data: Buffer.alloc(0) };
+      // RFC 4616 §2: [authzid] NUL authcid NUL passwd, all UTF-8.
+      const parts = data.toString("utf8").split("\0");
+      if (parts.length !== 3 || !parts[1] || !parts[2]) return fail("malformed-request", "expected authzid\\0authcid\\0password");
+      const [authzid, username, password] = parts as [string, string, string];
+      // An authzid naming another account never yields a session as that account
+      // (ejabberd's authzid bug, fixed in 26.07): refused before any password check.
+      if (!authzidMatches(authzid || null, deps.auth.resolve(username), deps))
+        return fail("invalid-authzid", "authzid must name the authenticating account", username);
+      const account = await deps.auth.verifyPassword(username, password);
+      if (!account) return fail("not-authorized", undefined, username);
+      return { kind: "success", account };
+    },
+  };
+}
+
+function scram(name: MechanismName, deps: Deps): SaslExchange {
+  const hash = SCRAM_HASHES[name]!;
+  let state: { first: ClientFirst; serverFirst: string; nonce: string; keys: ScramKeys; account: Account | undefined } | null = null;
+  let done = false;
+  return {
+    async step(data) {
+      if (done) return fail("malformed-request", "exchange already finished");
+      if (data === null || data.length === 0) {
+        if (state) return fail("malformed-request", "empty client-final message");
+        return { kind: "challenge", data: Buffer.alloc(0) };
+      }
+      const message = data.toString("utf8");
+      if (!state) {
+        const first = parseClientFirst(message);
+        if ("error" in first) {
+          done = true;
+          return first.error === "channel-binding" ? fail("mechanism-too-weak", "channel binding is not supported") : fail("malformed-request", "bad client-first message");
+        }
+        const { account, keys } = deps.auth.scramKeys(first.username, hash);
+        if (!authzidMatches(first.authzid, account, deps)) {
+          done = true;
+          return fail("invalid-authzid", "authzid must name the authenticating account", first.username);
+        }
+        const sf = serverFirst(first, keys);
+        state = { first, serverFirst: sf.message, nonce: sf.nonce, keys, account };
+        return { kind: "challenge", data: Buffer.from(sf.message) };
+      }
+      done = true;
+      const result = verifyClientFinal(hash, state.first, state.serverFirst, state.nonce, state.keys, message);
+      if (!result.ok) return fail(result.error, undefined, state.first.username);
+      if (!state.account) return fail("not-authorized", undefined, state.first.username);
+      return { kind: "success", account: state.account, data: Buffer.from(result.serverFinal) };
+    },
+  };
+}
+
+export function startExchange(mechanism: MechanismName, deps: Deps): SaslExchange {
+  return mechanism === "PLAIN" ? plain(deps) : scram(mechanism, deps);
+}
+
+/** RFC 6120 §6.4.2: "=" is an empty response; otherwise strict base64. Null when malformed. */
+export function decodeSaslPayload(text: string): Buffer | null {
+  if (text === "=") return Buffer.alloc(0);
+  const compact = text.replace(/[ \t\r\n]/g, "");
+  if (compact.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(compact)) return null;
+  return Buffer.from(compact, "base64");
+}
+
+export const encodeSaslPayload = (data: Buffer): string => (data.length === 0 ? "=" : data.toString("base64"));

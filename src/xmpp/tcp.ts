@@ -1,0 +1,151 @@
+// XMPP c2s over TCP (RFC 6120 §3): one socket, one XML stream reader, STARTTLS
+// upgrade in place. Output is corked per tick so a burst of stanzas to one client
+// costs one write.
+import net from "node:net";
+import tls from "node:tls";
+import { StringDecoder } from "node:string_decoder";
+import { escapeXML, type Element } from "@xmpp/xml";
+import type { Logger } from "../log.js";
+import { XMLStreamReader, type StreamLimits } from "./xml-stream.js";
+import type { C2SStream, C2STransport } from "./c2s.js";
+
+export interface TcpListenerOptions {
+  host: string;
+  port: number;
+  tls: tls.SecureContext | null;
+  /** Limits before authentication; the stream raises maxStanzaBytes after SASL success. */
+  limits: StreamLimits;
+  /** A peer that sends this much unread output is cut off rather than buffered without end. */
+  maxOutputBytes?: number;
+}
+
+export interface Listener {
+  readonly port: number;
+  /** Stops accepting; open connections are left to their streams. */
+  close(): Promise<void>;
+  readonly connections: number;
+}
+
+type Socket = net.Socket | tls.TLSSocket;
+
+export async function listenTcp(options: TcpListenerOptions, createStream: (transport: C2STransport) => C2SStream, log: Logger): Promise<Listener> {
+  const { limits, maxOutputBytes = 8 * 1024 * 1024 } = options;
+  const sockets = new Set<net.Socket>();
+
+  function accept(raw: net.Socket): void {
+    sockets.add(raw);
+    raw.setNoDelay(true);
+    let socket: Socket = raw;
+    let secure = false;
+    let corked = false;
+    let closing = false;
+    let maxStanzaBytes = limits.maxStanzaBytes;
+    let decoder = new StringDecoder("utf8");
+    let reader: XMLStreamReader;
+
+    const transport: C2STransport = {
+      remoteAddress: raw.remoteAddress ?? "unknown",
+      get secure() {
+        return secure;
+      },
+      canStartTls: options.tls !== null,
+      sendHeader(attrs) {
+        const list = Object.entries(attrs).map(([k, v]) => ` ${k}='${escapeXML(v)}'`).join("");
+        write(`<?xml version='1.0'?><stream:stream${list}>`);
+      },
+      send: (element: Element) => write(element.toString()),
+      close() {
+        if (closing) return;
+        closing = true;
+        write("</stream:stream>");
+        socket.end();
+        // §4.4: wait a little for the peer's closing tag, then let go.
+        setTimeout(() => socket.destroy(), 2000).unref();
+      },
+      startTls() {
+        flush();
+        raw.removeAllListeners("data");
+        socket = new tls.TLSSocket(raw, { isServer: true, secureContext: options.tls! });
+        socket.on("secure", () => void (secure = true));
+        socket.on("error", (err) => log.debug({ err: err.message, address: transport.remoteAddress }, "TLS error"));
+        socket.on("data", onData);
+        socket.on("close", onClose);
+        decoder = new StringDecoder("utf8");
+        reader = newReader();
+        secure = false;
+      },
+      restart() {
+        decoder = new StringDecoder("utf8");
+        reader = newReader();
+      },
+      setMaxStanzaBytes(bytes) {
+        maxStanzaBytes = bytes;
+        reader.limits = { ...reader.limits, maxStanzaBytes: bytes };
+      },
+    };
+    const stream = createStream(transport);
+
+    function newReader(): XMLStreamReader {
+      return new XMLStreamReader(
+        { maxChildren: limits.maxChildren, maxStanzaBytes },
+        {
+          streamStart: (name, attrs) => stream.streamStart(name, attrs),
+          stanza: (element) => stream.element(element),
+          streamEnd: () => stream.streamEnd(),
+          error: (error) => stream.transportError(error),
+        },
+      );
+    }
+    reader = newReader();
+
+    function flush(): void {
+      if (!corked) return;
+      corked = false;
+      socket.uncork();
+    }
+    function write(data: string): void {
+      if (socket.destroyed || !socket.writable) return;
+      if (!corked) {
+        corked = true;
+        socket.cork();
+        process.nextTick(flush);
+      }
+      socket.write(data);
+      if (socket.writableLength > maxOutputBytes && !closing) {
+        closing = true;
+        log.warn({ address: transport.remoteAddress, buffered: socket.writableLength }, "peer does not read; closing");
+        socket.destroy();
+      }
+    }
+    function onData(chunk: Buffer): void {
+      const current = reader;
+      current.write(decoder.write(chunk));
+    }
+
+    raw.on("data", onData);
+    raw.on("error", (err) => log.debug({ err: err.message, address: transport.remoteAddress }, "socket error"));
+    // After STARTTLS the TLS socket owns the connection; either may report its end.
+    function onClose(): void {
+      sockets.delete(raw);
+      stream.transportClosed();
+    }
+    raw.on("close", onClose);
+  }
+
+  const server = net.createServer(accept);
+  server.on("error", (err) => log.error({ err }, "xmpp listener error"));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    get connections() {
+      return sockets.size;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,137 @@
+// The server's XML stream reader: saxes (strict) tokenizes, @xmpp/xml Elements are
+// built for each top-level child of <stream:stream>. It enforces RFC 6120 §11's
+// restricted XML and the stanza size and fan-out limits before anything is buffered
+// past them, so one bad stream costs at most one limit's worth of memory.
+import { SaxesParser, type SaxesTagPlain } from "saxes";
+import { Element } from "@xmpp/xml";
+import { StreamError } from "./errors.js";
+
+export interface StreamHandlers {
+  streamStart(name: string, attrs: Record<string, string>): void;
+  stanza(element: Element): void;
+  streamEnd(): void;
+  error(error: StreamError): void;
+}
+
+export interface StreamLimits {
+  /** Largest top-level element, in characters of the decoded stream (≈ bytes for XML). */
+  maxStanzaBytes: number;
+  /** Most elements inside one stanza. */
+  maxChildren: number;
+}
+
+const WHITESPACE = /^[ \t\r\n]*$/;
+
+export class XMLStreamReader {
+  private readonly parser = new SaxesParser({ xmlns: false });
+  private depth = 0;
+  private current: Element | null = null;
+  private elementsInStanza = 0;
+  /** Character offset where the current top-level element (or gap) began. */
+  private stanzaStart = 0;
+  private written = 0;
+  private failed = false;
+
+  constructor(
+    public limits: StreamLimits,
+    private readonly handlers: StreamHandlers,
+  ) {
+    const p = this.parser;
+    p.on("opentag", (tag) => this.open(tag as SaxesTagPlain));
+    p.on("closetag", () => this.close());
+    p.on("text", (text) => this.text(text));
+    p.on("cdata", (text) => this.text(text));
+    // RFC 6120 §11.1: no comments, processing instructions, DTDs or entity declarations.
+    p.on("doctype", () => this.fail(new StreamError("restricted-xml", "DTDs are not allowed")));
+    p.on("comment", () => this.fail(new StreamError("restricted-xml", "comments are not allowed")));
+    p.on("processinginstruction", () => this.fail(new StreamError("restricted-xml", "processing instructions are not allowed")));
+    p.on("error", (err) =>
+      // Only the five predefined entities exist in XMPP (§11.1); any other reference is restricted, not malformed.
+      this.fail(
+        /undefined entity/.test(err.message)
+          ? new StreamError("restricted-xml", "entity references other than the predefined five are not allowed")
+          : new StreamError("not-well-formed", err.message.replace(/^[^:]*:\d+:\d+: /, "")),
+      ),
+    );
+  }
+
+  write(chunk: string): void {
+    if (this.failed) return;
+    this.parser.write(chunk);
+    this.written += chunk.length;
+    // A text node is only reported when it ends, so an element that never closes
+    // is caught here, after each chunk: memory stays within one limit plus one chunk.
+    if (!this.failed && this.depth > 1) this.checkSize(this.written);
+  }
+
+  /** The peer closed its side: no more input. */
+  get closed(): boolean {
+    return this.failed;
+  }
+
+  private checkSize(position: number): boolean {
+    if (position - this.stanzaStart > this.limits.maxStanzaBytes) {
+      this.fail(new StreamError("policy-violation", `stanza larger than ${this.limits.maxStanzaBytes} bytes`));
+      return false;
+    }
+    return true;
+  }
+
+  private fail(error: StreamError): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.current = null;
+    this.handlers.error(error);
+  }
+
+  private open(tag: SaxesTagPlain): void {
+    if (this.failed) return;
+    const attrs = tag.attributes as Record<string, string>;
+    if (this.depth === 0) {
+      this.depth = 1;
+      this.stanzaStart = this.parser.position;
+      this.handlers.streamStart(tag.name, attrs);
+      return;
+    }
+    if (!this.checkSize(this.parser.position)) return;
+    if (++this.elementsInStanza > this.limits.maxChildren) {
+      this.fail(new StreamError("policy-violation", `more than ${this.limits.maxChildren} elements in one stanza`));
+      return;
+    }
+    const element = new Element(tag.name, attrs);
+    if (this.current) this.current.cnode(element);
+    this.current = element;
+    this.depth++;
+  }
+
+  private close(): void {
+    if (this.failed) return;
+    if (this.depth === 1) {
+      this.depth = 0;
+      this.handlers.streamEnd();
+      return;
+    }
+    this.depth--;
+    const element = this.current!;
+    if (this.depth > 1) {
+      this.current = element.parent;
+      return;
+    }
+    // A complete top-level element: detach it from the parser's state and hand it on.
+    this.current = null;
+    this.elementsInStanza = 0;
+    this.stanzaStart = this.parser.position;
+    this.handlers.stanza(element);
+  }
+
+  private text(text: string): void {
+    if (this.failed) return;
+    if (this.depth > 1) {
+      if (this.checkSize(this.parser.position)) this.current!.t(text);
+    } else if (this.depth === 1) {
+      // Whitespace between stanzas is a keepalive (RFC 6120 §4.6.1); it starts no stanza.
+      if (!WHITESPACE.test(text)) this.fail(new StreamError("bad-format", "text outside of any stanza"));
+      else this.stanzaStart = this.parser.position;
+    }
+  }
+}
