@@ -31,6 +31,12 @@ export class XMLStreamReader {
   private stanzaStart = 0;
   private written = 0;
   private failed = false;
+  /**
+   * saxes reports a mismatched end tag as a closetag of the open element followed
+   * by an error, so a completed element is held until the next event shows that
+   * no error followed it.
+   */
+  private completed: (() => void) | null = null;
 
   constructor(
     public limits: StreamLimits,
@@ -58,6 +64,7 @@ export class XMLStreamReader {
   write(chunk: string): void {
     if (this.failed) return;
     this.parser.write(chunk);
+    this.flush();
     this.written += chunk.length;
     // A text node is only reported when it ends, so an element that never closes
     // is caught here, after each chunk: memory stays within one limit plus one chunk.
@@ -77,7 +84,14 @@ export class XMLStreamReader {
     return true;
   }
 
+  private flush(): void {
+    const completed = this.completed;
+    this.completed = null;
+    completed?.();
+  }
+
   private fail(error: StreamError): void {
+    this.completed = null;
     if (this.failed) return;
     this.failed = true;
     this.current = null;
@@ -85,6 +99,7 @@ export class XMLStreamReader {
   }
 
   private open(tag: SaxesTagPlain): void {
+    this.flush();
     if (this.failed) return;
     const attrs = tag.attributes as Record<string, string>;
     if (this.depth === 0) {
@@ -108,7 +123,7 @@ export class XMLStreamReader {
     if (this.failed) return;
     if (this.depth === 1) {
       this.depth = 0;
-      this.handlers.streamEnd();
+      this.completed = () => this.handlers.streamEnd();
       return;
     }
     this.depth--;
@@ -121,10 +136,11 @@ export class XMLStreamReader {
     this.current = null;
     this.elementsInStanza = 0;
     this.stanzaStart = this.parser.position;
-    this.handlers.stanza(element);
+    this.completed = () => this.handlers.stanza(element);
   }
 
   private text(text: string): void {
+    this.flush();
     if (this.failed) return;
     if (this.depth > 1) {
       if (this.checkSize(this.parser.position)) this.current!.t(text);
