@@ -45,7 +45,7 @@ export async function startBroker(config: Config, opts: { log?: Logger } = {}): 
     log,
   });
 
-  const listeners: Array<{ close(): Promise<void> }> = [];
+  const listeners: Array<{ close(error: StreamError): Promise<void> }> = [];
   try {
     const c2s = await listenTcp(
       {
@@ -72,14 +72,14 @@ export async function startBroker(config: Config, opts: { log?: Logger } = {}): 
       async stop() {
         if (stopped) return;
         stopped = true;
-        await Promise.all(listeners.map((l) => l.close()));
-        for (const session of [...xmpp.sessions.all()]) session.close(new StreamError("system-shutdown"));
+        // Streams end with system-shutdown, so every session's unavailable goes out first.
+        await Promise.all(listeners.map((l) => l.close(new StreamError("system-shutdown"))));
         registry.close();
         log.info("stopped");
       },
     };
   } catch (err) {
-    await Promise.all(listeners.map((l) => l.close()));
+    await Promise.all(listeners.map((l) => l.close(new StreamError("system-shutdown"))));
     registry.close();
     throw err;
   }

@@ -1,7 +1,7 @@
 // XMPP benchmark: Prosody, ejabberd and Switchboard side by side on loopback.
 //
 //   node --import tsx bench/xmpp/run.ts [--quick] [--servers prosody,ejabberd,switchboard]
-//        [--runs N] [--procs N] [--window N] [--json FILE] [--keep]
+//        [--runs N] [--mem-runs N] [--procs N] [--window N] [--json FILE] [--keep]
 //
 // Servers run one at a time (never two at once), each started fresh for
 // every run, and runs are interleaved (P E S, P E S, …) so slow drift of the
@@ -25,6 +25,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string' },
     procs: { type: 'string', default: '1' },
     window: { type: 'string', default: '50' },
+    'mem-runs': { type: 'string', default: '1' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
@@ -42,6 +43,11 @@ const P = {
   measureMs: quick ? 3_000 : 8_000,
   rate: 2_000,
   procs: Math.max(1, Number(args.procs)),
+  // Memory needs 10,000 logins, which at Prosody's and ejabberd's PBKDF2
+  // cost take about a minute per server; measuring it in every run would
+  // push the bench past 15 minutes. RSS per connection varies little from
+  // run to run, so by default only the first run measures it.
+  memRuns: Number(args['mem-runs']),
 };
 const PASSWORD = 'pw';
 const DOMAIN = 'localhost';
@@ -110,8 +116,8 @@ interface RunResult {
   p50: number; p99: number; p999: number; // ms at the fixed rate
   latencyRate: number; lost: number;
   loginsSeq: number; loginsPar: number;
-  kibPerConn: Record<number, number>;
-  baselineKiB: number;
+  kibPerConn?: Record<number, number>;
+  baselineKiB?: number;
 }
 
 function procCpu(pids: number[]): number {
@@ -144,24 +150,7 @@ function log(msg: string): void {
   console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
 }
 
-async function measure(peer: Peer, srv: Running, gens: Gen[], provision: boolean): Promise<RunResult> {
-  const target: Target = { host: '127.0.0.1', port: srv.port, domain: DOMAIN };
-  const base = { target, password: PASSWORD };
-  if (provision && peer.provisionOnline) {
-    const t = Date.now();
-    await peer.provisionOnline(srv, async () => {
-      await Promise.all(split(allUsers, gens.length).map((users, i) =>
-        gens[i]!.call({ op: 'register', ...base, users, concurrency: 20 })));
-    });
-    log(`${peer.name}: registered ${allUsers.length} accounts in ${((Date.now() - t) / 1000).toFixed(1)}s`);
-  }
-  await waitUntilLoginWorks(target);
-  // Warm-up: code paths loaded and JIT-compiled before anything is measured.
-  await gens[0]!.call<LoginResult>({ op: 'logins', ...base, users: idleUsers.slice(0, 100), concurrency: 10, durationMs: 1_000 });
-  await waitQuiet(srv.pid);
-
-  // Memory per idle connection. First, on a fresh server, so that memory
-  // freed by earlier phases cannot be reused and hide the real cost.
+async function measureMemory(peer: Peer, srv: Running, gens: Gen[], base: { target: Target; password: string }) {
   const baselineKiB = rssKiB(srv.pid);
   const kibPerConn: Record<number, number> = {};
   let connected = 0;
@@ -181,6 +170,31 @@ async function measure(peer: Peer, srv: Running, gens: Gen[], provision: boolean
   await Promise.all(gens.map((g) => g.call({ op: 'disconnect' })));
   await waitQuiet(srv.pid);
 
+  return { baselineKiB, kibPerConn };
+}
+
+async function measure(peer: Peer, srv: Running, gens: Gen[], run: number): Promise<RunResult> {
+  const provision = run === 1;
+  const target: Target = { host: '127.0.0.1', port: srv.port, domain: DOMAIN };
+  const base = { target, password: PASSWORD };
+  if (provision && peer.provisionOnline) {
+    const t = Date.now();
+    await peer.provisionOnline(srv, async () => {
+      await Promise.all(split(allUsers, gens.length).map((users, i) =>
+        gens[i]!.call({ op: 'register', ...base, users, concurrency: 20 })));
+    });
+    log(`${peer.name}: registered ${allUsers.length} accounts in ${((Date.now() - t) / 1000).toFixed(1)}s`);
+  }
+  await waitUntilLoginWorks(target);
+  // Warm-up: code paths loaded and JIT-compiled before anything is measured.
+  await gens[0]!.call<LoginResult>({ op: 'logins', ...base, users: idleUsers.slice(0, 100), concurrency: 10, durationMs: 1_000 });
+  await waitQuiet(srv.pid);
+
+  // Memory per idle connection. First, on a fresh server, so that memory
+  // freed by earlier phases cannot be reused and hide the real cost.
+  const memory = run <= P.memRuns ? await measureMemory(peer, srv, gens, base) : {};
+
+  // Logins per second: sequential, then 50 in parallel.
   // Logins per second: sequential, then 50 in parallel.
   const seq = await sumLogins([gens[0]!.call<LoginResult>({ op: 'logins', ...base, users: idleUsers, concurrency: 1, durationMs: P.loginMs })]);
   await waitQuiet(srv.pid);
@@ -231,7 +245,7 @@ async function measure(peer: Peer, srv: Running, gens: Gen[], provision: boolean
     log(`${peer.name}: at ${fmt(res.latencyRate)}/s p50 ${fmt(res.p50, 2)} ms, p99 ${fmt(res.p99, 2)} ms, p99.9 ${fmt(res.p999, 2)} ms, lost ${lost}`);
     return {
       throughput, cpuUsPerStanza, serverCpuPct, clientCpuPct, ...res,
-      loginsSeq: seq.rate, loginsPar: par.rate, kibPerConn, baselineKiB,
+      loginsSeq: seq.rate, loginsPar: par.rate, ...memory,
     };
   } finally {
     await Promise.all(gens.map((g) => g.call({ op: 'closePairs' })));
@@ -243,14 +257,16 @@ async function measure(peer: Peer, srv: Running, gens: Gen[], provision: boolean
 function report(results: Map<string, RunResult[]>, errors: Map<string, string>): string {
   const [lo, hi] = P.idleLevels as [number, number];
   const head = ['server', 'msgs/s (50 pairs)', 'server CPU µs/msg', `p50 ms @${P.rate}/s`, `p99 ms @${P.rate}/s`,
-    'logins/s seq', `logins/s ${P.loginConcurrency} par`, `KiB/conn @${fmt(lo)}`, `KiB/conn @${fmt(hi)}`];
+    'logins/s seq', `logins/s ${P.loginConcurrency} par`, `KiB/conn @${fmt(lo)}`, `KiB/conn @${fmt(hi)}`,
+    'CPU % server / generator'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const [name, runs] of results) {
     if (runs.length === 0) continue;
     const m = (f: (r: RunResult) => number) => median(runs.map(f));
     lines.push(`| ${[name, fmt(m((r) => r.throughput)), fmt(m((r) => r.cpuUsPerStanza), 1), fmt(m((r) => r.p50), 2),
       fmt(m((r) => r.p99), 2), fmt(m((r) => r.loginsSeq)), fmt(m((r) => r.loginsPar)),
-      fmt(m((r) => r.kibPerConn[lo]!), 1), fmt(m((r) => r.kibPerConn[hi]!), 1)].join(' | ')} |`);
+      fmt(m((r) => r.kibPerConn?.[lo] ?? NaN), 1), fmt(m((r) => r.kibPerConn?.[hi] ?? NaN), 1),
+      `${fmt(m((r) => r.serverCpuPct))} / ${fmt(m((r) => r.clientCpuPct))}`].join(' | ')} |`);
   }
   for (const [name, e] of errors) lines.push(`\nERROR ${name}: ${e}`);
   return lines.join('\n');
@@ -292,7 +308,7 @@ async function main(): Promise<number> {
         let srv: Running | undefined;
         try {
           srv = await peer.start();
-          results.get(peer.name)!.push(await measure(peer, srv, gens, run === 1));
+          results.get(peer.name)!.push(await measure(peer, srv, gens, run));
         } catch (e) {
           errors.set(peer.name, `run ${run}: ${(e as Error).message} (logs: ${peer.logFile})`);
           log(`${peer.name}: ERROR ${(e as Error).message}`);

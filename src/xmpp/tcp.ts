@@ -6,6 +6,7 @@ import tls from "node:tls";
 import { StringDecoder } from "node:string_decoder";
 import { escapeXML, type Element } from "@xmpp/xml";
 import type { Logger } from "../log.js";
+import type { StreamError } from "./errors.js";
 import { XMLStreamReader, type StreamLimits } from "./xml-stream.js";
 import type { C2SStream, C2STransport } from "./c2s.js";
 
@@ -21,8 +22,8 @@ export interface TcpListenerOptions {
 
 export interface Listener {
   readonly port: number;
-  /** Stops accepting; open connections are left to their streams. */
-  close(): Promise<void>;
+  /** Stops accepting and ends every stream with `error`; resolves when all sockets are gone. */
+  close(error: StreamError): Promise<void>;
   readonly connections: number;
 }
 
@@ -31,6 +32,7 @@ type Socket = net.Socket | tls.TLSSocket;
 export async function listenTcp(options: TcpListenerOptions, createStream: (transport: C2STransport) => C2SStream, log: Logger): Promise<Listener> {
   const { limits, maxOutputBytes = 8 * 1024 * 1024 } = options;
   const sockets = new Set<net.Socket>();
+  const streams = new Set<C2SStream>();
 
   function accept(raw: net.Socket): void {
     sockets.add(raw);
@@ -84,6 +86,7 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
       },
     };
     const stream = createStream(transport);
+    streams.add(stream);
 
     function newReader(): XMLStreamReader {
       return new XMLStreamReader(
@@ -127,6 +130,7 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
     // After STARTTLS the TLS socket owns the connection; either may report its end.
     function onClose(): void {
       sockets.delete(raw);
+      streams.delete(stream);
       stream.transportClosed();
     }
     raw.on("close", onClose);
@@ -146,6 +150,12 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
     get connections() {
       return sockets.size;
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close(error) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const stream of streams) stream.fail(error);
+      // Peers get a moment to answer our </stream:stream>; then the sockets go.
+      const force = setTimeout(() => sockets.forEach((s) => s.destroy()), 2000);
+      return closed.finally(() => clearTimeout(force));
+    },
   };
 }

@@ -8,6 +8,8 @@ export const STREAM_OPEN = (to = "localhost", extra = "") =>
 
 export class RawClient {
   buffer = "";
+  /** Everything ever received (buffer is consumed by expect). */
+  log = "";
   closed = false;
   private waiters: Array<() => void> = [];
   private constructor(public socket: net.Socket | tls.TLSSocket) {
@@ -25,6 +27,7 @@ export class RawClient {
     socket.setEncoding("utf8");
     socket.on("data", (d: string) => {
       this.buffer += d;
+      this.log += d;
       this.wake();
     });
     socket.on("error", () => {});

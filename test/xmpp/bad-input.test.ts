@@ -1,6 +1,6 @@
 // Every bad input of the XMPP edge (issue 2's table), over a raw socket. After each
 // case a second, logged-in client must still answer: one bad stream ends only itself.
-import t from "tap";
+import t, { type Test } from "tap";
 import { startTestBroker, type TestBroker } from "../helpers/broker.js";
 import { RawClient, STREAM_OPEN } from "../helpers/raw.js";
 import { scramClient } from "../helpers/scram-client.js";
@@ -28,7 +28,7 @@ t.teardown(async () => {
 });
 
 /** The witness session still works: it pings the server and gets the answer. */
-async function witnessAlive(t: Tap.Test): Promise<void> {
+async function witnessAlive(t: Test): Promise<void> {
   const id = `w${++pings}`;
   witness.send(`<iq type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
   await witness.expect(new RegExp(`<iq[^>]*id="${id}"[^>]*type="result"|<iq[^>]*type="result"[^>]*id="${id}"`));
@@ -48,7 +48,7 @@ async function loggedIn(user = "op1", password = "pw1"): Promise<RawClient> {
   return c;
 }
 
-async function streamError(t: Tap.Test, c: RawClient, condition: string): Promise<void> {
+async function streamError(t: Test, c: RawClient, condition: string): Promise<void> {
   await c.expect(new RegExp(`<stream:error><${condition} xmlns="urn:ietf:params:xml:ns:xmpp-streams"/>`));
   await c.waitClosed();
   t.pass(`stream error ${condition}, connection closed`);
