@@ -140,7 +140,8 @@ export class C2SStream {
   private sendHeader(): void {
     if (this.headerSent) return;
     this.headerSent = true;
-    this.transport.sendHeader({ xmlns: NS_CLIENT, "xmlns:stream": NS_STREAMS, id: this.id, from: this.deps.options.domain, version: "1.0", "xml:lang": "en" });
+    // RFC 6120 §4.3.3 / §4.7.3: a fresh stream id for every header, restarts included.
+    this.transport.sendHeader({ xmlns: NS_CLIENT, "xmlns:stream": NS_STREAMS, id: randomBytes(9).toString("base64url"), from: this.deps.options.domain, version: "1.0", "xml:lang": "en" });
   }
 
   private end(reason: string, sendClose = true): void {

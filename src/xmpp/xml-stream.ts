@@ -120,6 +120,7 @@ export class XMLStreamReader {
   }
 
   private close(): void {
+    this.flush();
     if (this.failed) return;
     if (this.depth === 1) {
       this.depth = 0;
