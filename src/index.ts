@@ -13,11 +13,16 @@ import { createXmppServer, type XmppServer } from "./xmpp/server.js";
 import { listenTcp } from "./xmpp/tcp.js";
 import { StreamError } from "./xmpp/errors.js";
 import { startHttp } from "./http/server.js";
+import { createDeviceAgent } from "./xmpp/modules/device-agent.js";
+import { startMqtt, type MqttBroker } from "../bridges/mqtt/broker.js";
+import { mqttPresence } from "../bridges/mqtt/presence.js";
+import { mqttWebSocket } from "../bridges/mqtt/websocket.js";
 
 export interface Broker {
   ports: { xmpp: number; mqtt: number | null; mqttTls: number | null; http: number };
   registry: Registry;
   xmpp: XmppServer;
+  mqtt: MqttBroker;
   stop(): Promise<void>;
 }
 
@@ -45,8 +50,20 @@ export async function startBroker(config: Config, opts: { log?: Logger } = {}): 
     log,
   });
 
+  const agent = createDeviceAgent({ router: xmpp.router });
   const listeners: Array<{ close(error: StreamError): Promise<void> }> = [];
   try {
+    // MQTT first: on shutdown it closes first too, so every device's unavailable
+    // reaches XMPP watchers before their own streams end.
+    const mqtt = await startMqtt({
+      options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, tls: tls.context },
+      auth,
+      limiter,
+      presence: mqttPresence({ router: xmpp.router, presence: xmpp.presence, agent }),
+      log,
+    });
+    listeners.push({ close: () => mqtt.close() });
+    const mqttWs = mqttWebSocket(mqtt, config.mqtt.maxPacketBytes);
     const c2s = await listenTcp(
       {
         host: config.xmpp.host,
@@ -58,10 +75,10 @@ export async function startBroker(config: Config, opts: { log?: Logger } = {}): 
       log,
     );
     listeners.push(c2s);
-    const http = await startHttp({ host: config.http.host, port: config.http.port, log, ready: () => ({ ok: true }) });
-    listeners.push(http);
+    const http = await startHttp({ host: config.http.host, port: config.http.port, log, ready: () => ({ ok: true }), upgrades: { "/mqtt": mqttWs.upgrade } });
+    listeners.unshift({ close: () => (mqttWs.close(), http.close()) });
 
-    const ports = { xmpp: c2s.port, mqtt: null, mqttTls: null, http: http.port };
+    const ports = { xmpp: c2s.port, mqtt: mqtt.ports.mqtt, mqttTls: mqtt.ports.mqttTls, http: http.port };
     log.info({ ...ports, domain: config.domain, dataDir, tls: tls.source }, "listening");
 
     let stopped = false;
@@ -69,17 +86,19 @@ export async function startBroker(config: Config, opts: { log?: Logger } = {}): 
       ports,
       registry,
       xmpp,
+      mqtt,
       async stop() {
         if (stopped) return;
         stopped = true;
-        // Streams end with system-shutdown, so every session's unavailable goes out first.
-        await Promise.all(listeners.map((l) => l.close(new StreamError("system-shutdown"))));
+        // In order: HTTP, MQTT (devices' unavailable goes out), then XMPP streams
+        // end with system-shutdown.
+        for (const listener of listeners) await listener.close(new StreamError("system-shutdown"));
         registry.close();
         log.info("stopped");
       },
     };
   } catch (err) {
-    await Promise.all(listeners.map((l) => l.close(new StreamError("system-shutdown"))));
+    for (const listener of listeners) await listener.close(new StreamError("system-shutdown"));
     registry.close();
     throw err;
   }

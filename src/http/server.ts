@@ -2,6 +2,7 @@
 // WebSocket and the operator console arrive with later issues.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Logger } from "../log.js";
 
 export interface HttpListener {
@@ -9,7 +10,16 @@ export interface HttpListener {
   close(): Promise<void>;
 }
 
-export async function startHttp(opts: { host: string; port: number; log: Logger; ready: () => { ok: boolean; reason?: string } }): Promise<HttpListener> {
+export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export async function startHttp(opts: {
+  host: string;
+  port: number;
+  log: Logger;
+  ready: () => { ok: boolean; reason?: string };
+  /** WebSocket endpoints by path (`/mqtt`, later `/xmpp-websocket`). */
+  upgrades?: Record<string, UpgradeHandler>;
+}): Promise<HttpListener> {
   const json = (res: http.ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { "content-type": "application/json" });
     res.end(JSON.stringify(body));
@@ -27,6 +37,11 @@ export async function startHttp(opts: { host: string; port: number; log: Logger;
     if (!route) return json(res, 404, { error: "not found", path });
     if (req.method !== "GET" && req.method !== "HEAD") return json(res, 405, { error: "method not allowed", method: req.method });
     route();
+  });
+  server.on("upgrade", (req, socket, head) => {
+    const handler = opts.upgrades?.[(req.url ?? "/").split("?")[0]!];
+    if (handler) return handler(req, socket, head);
+    socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   });
   server.on("error", (err) => opts.log.error({ err }, "http listener error"));
   await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,177 @@
+// The embedded MQTT 3.1.1 broker (aedes 1.x), plugged in through its hooks only:
+// authentication against the registry, the topic ACL, presence, and a packet-size
+// guard on every connection. Listeners: TCP, TLS (the XMPP certificate) and
+// WebSocket (`/mqtt` on the HTTP port).
+import net from "node:net";
+import tls from "node:tls";
+import type { Duplex } from "node:stream";
+import type { IncomingMessage } from "node:http";
+import { Aedes, type AuthenticateError, type Client, type PublishPacket } from "aedes";
+import type { Logger } from "../../src/log.js";
+import type { Authenticator } from "../../src/auth/credentials.js";
+import type { FailureLimiter } from "../../src/auth/limiter.js";
+import type { Account } from "../../src/registry/registry.js";
+import { GuardedConnection } from "./guard.js";
+import { MAX_TOPIC_LEVELS, deviceTopic, publishDenied, subscribeAllowed } from "./acl.js";
+import type { MqttPresence } from "./presence.js";
+
+export interface MqttOptions {
+  host: string;
+  port: number;
+  tlsPort: number | null;
+  maxPacketBytes: number;
+  tls: tls.SecureContext;
+}
+
+export interface MqttCounters {
+  rejectedPackets: number;
+  droppedPublishes: number;
+  refusedSubscriptions: number;
+  authFailures: number;
+}
+
+export interface MqttBroker {
+  readonly ports: { mqtt: number; mqttTls: number | null };
+  readonly aedes: Aedes;
+  readonly counters: MqttCounters;
+  /** Takes a connection from another listener (the WebSocket endpoint). */
+  accept(stream: Duplex & { remoteAddress?: string }, req?: IncomingMessage): void;
+  /** Publishes as the broker (errors topics, later commands). */
+  publish(topic: string, payload: unknown, qos?: 0 | 1): Promise<void>;
+  close(): Promise<void>;
+}
+
+function refusal(code: 2 | 4 | 5, message: string): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
+}
+
+const listen = (server: net.Server, port: number, host: string) =>
+  new Promise<number>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+
+export async function startMqtt(deps: { options: MqttOptions; auth: Authenticator; limiter: FailureLimiter; presence: MqttPresence; log: Logger }): Promise<MqttBroker> {
+  const { options, auth, limiter, presence, log } = deps;
+  const accounts = new WeakMap<Client, Account>();
+  const keepaliveExpired = new WeakSet<Client>();
+  const counters: MqttCounters = { rejectedPackets: 0, droppedPublishes: 0, refusedSubscriptions: 0, authFailures: 0 };
+  let shuttingDown = false;
+
+  const addressOf = (client: Client) => (client.conn as { remoteAddress?: string }).remoteAddress ?? "unknown";
+
+  const aedes = await Aedes.createBroker({
+    maxTopicLevels: MAX_TOPIC_LEVELS,
+    // Bounded per-client queues: a slow consumer is cut off, not buffered without end.
+    queueLimit: 100,
+    maxInflightInbound: 100,
+    drainTimeout: 30_000,
+    concurrency: 1000,
+
+    authenticate(client, username, password, done) {
+      const address = addressOf(client);
+      const fail = (code: 2 | 4 | 5, message: string) => {
+        counters.authFailures++;
+        log.info({ protocol: "mqtt", clientId: client.id, user: username, address, code }, "authentication failed");
+        const delay = limiter.failure(address);
+        setTimeout(() => done(refusal(code, message), null), delay);
+      };
+      if (!username || !password) return fail(4, "user name and password are required");
+      auth.verifyPassword(username, password.toString("utf8")).then((account) => {
+        if (!account) return fail(4, "bad user name or password");
+        // MQTT 3.1.1 §3.1.3.1 lets the server refuse a client id: a device's is its own id.
+        if (account.role === "device" && client.id !== account.name) return fail(2, `client id must be '${account.name}'`);
+        if (account.role === "operator") return fail(5, "operators use XMPP");
+        accounts.set(client, account);
+        if (account.role === "device") presence.authenticated(account, client, Boolean((aedes as unknown as { clients: Record<string, Client> }).clients[client.id]));
+        done(null, true);
+      }, () => fail(4, "authentication error"));
+    },
+
+    authorizePublish(client, packet, done) {
+      const account = client && accounts.get(client);
+      if (!client || !account) return done(null);
+      const denied = publishDenied(account, packet.topic);
+      if (!denied) return done(null);
+      drop(client, account, packet, denied);
+      done(null);
+    },
+
+    authorizeSubscribe(client, subscription, done) {
+      const account = accounts.get(client);
+      if (account && subscribeAllowed(account, subscription.topic)) return done(null, subscription);
+      counters.refusedSubscriptions++;
+      // A null subscription is answered with SUBACK 0x80 for this filter (MQTT 3.1.1 §3.9.3).
+      done(null, null);
+    },
+  });
+
+  /**
+   * A refused publish is dropped without disconnecting the client: aedes only lets
+   * `authorizePublish` refuse by disconnecting, so the topic is rewritten to a
+   * `$`-topic no one can subscribe to (MQTT 3.1.1 §4.7.2) and the client still gets
+   * its PUBACK. The device learns why on its errors topic.
+   */
+  function drop(client: Client, account: Account, packet: PublishPacket, reason: string): void {
+    counters.droppedPublishes++;
+    const topic = packet.topic;
+    packet.topic = `$dropped/${client.id}`;
+    packet.retain = false;
+    log.info({ protocol: "mqtt", clientId: client.id, topic, reason }, "publish refused");
+    if (account.role === "device") void publish(deviceTopic(account.name, "errors"), { topic, error: reason, issues: [] });
+  }
+
+  function publish(topic: string, payload: unknown, qos: 0 | 1 = 0): Promise<void> {
+    return new Promise((resolve, reject) =>
+      aedes.publish({ cmd: "publish", topic, payload: Buffer.from(JSON.stringify(payload)), qos, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+
+  aedes.on("client", (client) => {
+    const account = accounts.get(client);
+    if (account?.role === "device") presence.connected(account, client);
+  });
+  aedes.on("keepaliveTimeout", (client) => keepaliveExpired.add(client));
+  aedes.on("clientDisconnect", (client) => {
+    const account = accounts.get(client);
+    if (account?.role !== "device") return;
+    const status = shuttingDown ? "broker shutdown" : keepaliveExpired.has(client) ? "keepalive timeout" : "disconnected";
+    presence.disconnected(account, client, status);
+  });
+  aedes.on("clientError", (client, err) => log.debug({ clientId: client?.id, err: err.message }, "mqtt client error"));
+  aedes.on("connectionError", (client, err) => log.debug({ clientId: client?.id, err: err.message }, "mqtt connection error"));
+
+  function accept(stream: Duplex & { remoteAddress?: string }, req?: IncomingMessage): void {
+    const guarded = new GuardedConnection(stream, options.maxPacketBytes, (verdict, bytes) => {
+      counters.rejectedPackets++;
+      log.info({ protocol: "mqtt", address: stream.remoteAddress, verdict, bytes, limit: options.maxPacketBytes }, "packet refused; connection closed");
+    });
+    guarded.on("error", () => {});
+    aedes.handle(guarded, req);
+  }
+
+  const tcp = net.createServer((socket) => accept(socket));
+  const secure = options.tlsPort === null ? null : tls.createServer({ secureContext: options.tls }, (socket) => accept(socket));
+  secure?.on("tlsClientError", (err) => log.debug({ err: err.message }, "mqtt TLS handshake failed"));
+  const mqttPort = await listen(tcp, options.port, options.host);
+  const tlsPort = secure ? await listen(secure, options.tlsPort!, options.host) : null;
+
+  return {
+    ports: { mqtt: mqttPort, mqttTls: tlsPort },
+    aedes,
+    counters,
+    accept,
+    publish,
+    async close() {
+      shuttingDown = true;
+      const closed = (s: net.Server | null) => (s ? new Promise<void>((resolve) => s.close(() => resolve())) : Promise.resolve());
+      const servers = Promise.all([closed(tcp), closed(secure)]);
+      // aedes.close() ends every client, each one's clientDisconnect sends its unavailable.
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await servers;
+    },
+  };
+}
