@@ -1,8 +1,20 @@
-// The device types this broker knows. A later issue binds each to its zod schemas;
-// for now a type is a name that accounts of role `device` must carry.
-export const deviceTypeNames = ["thermostat", "power-meter", "door-sensor"] as const;
-export type DeviceTypeName = (typeof deviceTypeNames)[number];
+// The device types this broker ships. Adding a type: one file in devices/ (and its
+// schemas in schemas/), plus one line here. See docs/device-types.md.
+import type { DeviceType } from "./types.js";
+import thermostat from "./thermostat.js";
+import powerMeter from "./power-meter.js";
+import doorSensor from "./door-sensor.js";
 
-export function isDeviceType(name: string): name is DeviceTypeName {
-  return (deviceTypeNames as readonly string[]).includes(name);
+export type { DeviceType, CommandSpec } from "./types.js";
+
+export const deviceTypes: readonly DeviceType[] = [thermostat, powerMeter, doorSensor];
+
+export const deviceTypeNames = deviceTypes.map((t) => t.name);
+
+export function isDeviceType(name: string): boolean {
+  return deviceTypeNames.includes(name);
+}
+
+export function deviceType(name: string | null | undefined): DeviceType | undefined {
+  return deviceTypes.find((t) => t.name === name);
 }

@@ -43,6 +43,25 @@ function withRegistry<T>(config: Config, fn: (registry: Registry) => Promise<T> 
     .finally(() => registry.close());
 }
 
+// What each command takes: its options and how many positional words in all.
+const COMMANDS: Record<string, { options: string[]; words: number }> = {
+  start: { options: ["config"], words: 1 },
+  "check-config": { options: ["config"], words: 1 },
+  "device add": { options: ["config", "type", "password"], words: 3 },
+  "account add": { options: ["config", "role", "password"], words: 3 },
+  "device list": { options: ["config", "json"], words: 2 },
+  "device remove": { options: ["config"], words: 3 },
+  "device import": { options: ["config", "accounts"], words: 3 },
+};
+
+function checkUsage(name: string, values: Record<string, unknown>, positionals: string[]): void {
+  const spec = COMMANDS[name];
+  if (!spec) return;
+  const stray = Object.keys(values).filter((k) => values[k] !== undefined && !spec.options.includes(k));
+  if (stray.length) throw new UsageError(`'${name}' does not take --${stray.join(", --")}`);
+  if (positionals.length > spec.words) throw new UsageError(`'${name}' got an unexpected argument '${positionals[spec.words]}'`);
+}
+
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
 async function run(argv: string[]): Promise<number> {
@@ -59,7 +78,9 @@ async function run(argv: string[]): Promise<number> {
     return value;
   };
 
-  switch (`${command} ${command === "start" || command === "check-config" ? "" : (sub ?? "")}`.trim()) {
+  const name = `${command} ${command === "start" || command === "check-config" ? "" : (sub ?? "")}`.trim();
+  checkUsage(name, values, positionals);
+  switch (name) {
     case "start": {
       const { runBroker } = await import("./main.js");
       return runBroker(config);
@@ -117,7 +138,7 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new UsageError(`unknown command '${positionals.join(" ")}'\n${USAGE}`);
+      throw new UsageError(`unknown command '${positionals.join(" ")}' (see switchboard --help)`);
   }
 }
 

@@ -55,6 +55,10 @@ export const configSchema = z.strictObject({
         .prefault({}),
       batchSize: positiveInt.default(5000),
       flushMs: positiveInt.default(1000),
+      // Accepted samples wait here while the store is away; past the cap new ones are refused.
+      spoolMaxBytes: positiveInt.default(1024 * 1024 * 1024),
+      // On shutdown, how long to keep draining before leaving the rest for the next start.
+      shutdownFlushMs: z.number().int().min(0).default(5000),
     })
     .prefault({}),
   commands: z.strictObject({ timeoutMs: positiveInt.default(10000) }).prefault({}),

@@ -1,7 +1,7 @@
 // The broker, wired: this file is the table of contents. Each part gets only the
-// collaborators it needs; nothing here opens a port before the config is valid
-// (the caller validated it) and the stores are open.
-import { resolve } from "node:path";
+// collaborators it needs; the caller validated the config, and no port opens before
+// the stores are open.
+import { join, resolve } from "node:path";
 import type { Config } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { openSqliteRegistry } from "./registry/sqlite.js";
@@ -12,27 +12,55 @@ import { loadTls } from "./tls.js";
 import { createXmppServer, type XmppServer } from "./xmpp/server.js";
 import { listenTcp } from "./xmpp/tcp.js";
 import { StreamError } from "./xmpp/errors.js";
-import { startHttp } from "./http/server.js";
 import { createDeviceAgent } from "./xmpp/modules/device-agent.js";
+import { pubsubModule } from "./xmpp/modules/pubsub.js";
+import { startHttp } from "./http/server.js";
+import { openSpool } from "./telemetry/spool.js";
+import { openSqliteStore } from "./telemetry/sqlite-store.js";
+import { createInfluxStore } from "./telemetry/influx-store.js";
+import type { TelemetryStore } from "./telemetry/store.js";
+import { startDrainer, type Drainer } from "./telemetry/drainer.js";
+import { createIngest, type Ingest } from "./telemetry/ingest.js";
+import { sampleJson } from "./telemetry/sample.js";
+import { deviceTypes as shippedTypes, type DeviceType } from "../devices/index.js";
 import { startMqtt, type MqttBroker } from "../bridges/mqtt/broker.js";
 import { mqttPresence } from "../bridges/mqtt/presence.js";
 import { mqttWebSocket } from "../bridges/mqtt/websocket.js";
+import { deviceTopic } from "../bridges/mqtt/acl.js";
 
 export interface Broker {
-  ports: { xmpp: number; mqtt: number | null; mqttTls: number | null; http: number };
+  ports: { xmpp: number; mqtt: number; mqttTls: number | null; http: number };
   registry: Registry;
   xmpp: XmppServer;
   mqtt: MqttBroker;
+  ingest: Ingest;
+  drainer: Drainer;
+  store: TelemetryStore;
   stop(): Promise<void>;
 }
 
-/** Most elements in one stanza (the issue's limit; Prosody has none, ejabberd similar). */
+export interface BrokerOptions {
+  log?: Logger;
+  /** The device types; the shipped ones by default (tests add their own). */
+  deviceTypes?: readonly DeviceType[];
+}
+
+/** Most elements in one stanza (the issue's limit). */
 const MAX_CHILDREN = 10_000;
 
-export async function startBroker(config: Config, opts: { log?: Logger } = {}): Promise<Broker> {
+export async function startBroker(config: Config, opts: BrokerOptions = {}): Promise<Broker> {
   const log = opts.log ?? createLogger();
+  const types = opts.deviceTypes ?? shippedTypes;
+  const deviceType = (name: string | null) => types.find((t) => t.name === name);
   const dataDir = resolve(config.dataDir);
+
+  // Stores first: nothing is accepted before they are open.
   const registry = openSqliteRegistry({ dataDir });
+  const spool = openSpool({ dataDir, maxBytes: config.tsdb.spoolMaxBytes });
+  const store = config.tsdb.kind === "influx" ? createInfluxStore(config.tsdb.influx) : openSqliteStore({ dataDir });
+  const drainer = startDrainer({ spool, store, batchSize: config.tsdb.batchSize, flushMs: config.tsdb.flushMs, deadLetterFile: join(dataDir, "dead-letter.jsonl"), log });
+  const ingest = createIngest({ registry, deviceType, spool, afterAppend: () => drainer.kick() });
+
   const tls = await loadTls({ domain: config.domain, dataDir, cert: config.xmpp.tls?.cert, key: config.xmpp.tls?.key });
   const auth = createAuthenticator({ registry, domain: config.domain, iterations: config.auth.scramIterations });
   const limiter = createFailureLimiter({ freeFailures: config.auth.failuresBeforeDelay, delayMs: config.auth.failureDelayMs });
@@ -49,21 +77,32 @@ export async function startBroker(config: Config, opts: { log?: Logger } = {}): 
     limiter,
     log,
   });
-
   const agent = createDeviceAgent({ router: xmpp.router });
+  pubsubModule({ router: xmpp.router, registry, ingest, disco: xmpp.disco });
+
   const listeners: Array<{ close(error: StreamError): Promise<void> }> = [];
+  const closeStores = async () => {
+    await drainer.stop(config.tsdb.shutdownFlushMs);
+    spool.close();
+    await store.close();
+    registry.close();
+  };
   try {
-    // MQTT first: on shutdown it closes first too, so every device's unavailable
-    // reaches XMPP watchers before their own streams end.
     const mqtt = await startMqtt({
       options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, tls: tls.context },
       auth,
       limiter,
       presence: mqttPresence({ router: xmpp.router, presence: xmpp.presence, agent }),
+      telemetry: (device, payload) => ingest.ingest(device, payload, "mqtt"),
       log,
     });
     listeners.push({ close: () => mqtt.close() });
+    // MQTT subscribers see samples from every protocol; MQTT's own are forwarded by aedes.
+    ingest.onSample((sample, source) => {
+      if (source !== "mqtt") void mqtt.publish(deviceTopic(sample.device, "telemetry"), sampleJson(sample)).catch(() => {});
+    });
     const mqttWs = mqttWebSocket(mqtt, config.mqtt.maxPacketBytes);
+
     const c2s = await listenTcp(
       {
         host: config.xmpp.host,
@@ -79,7 +118,7 @@ export async function startBroker(config: Config, opts: { log?: Logger } = {}): 
     listeners.unshift({ close: () => (mqttWs.close(), http.close()) });
 
     const ports = { xmpp: c2s.port, mqtt: mqtt.ports.mqtt, mqttTls: mqtt.ports.mqttTls, http: http.port };
-    log.info({ ...ports, domain: config.domain, dataDir, tls: tls.source }, "listening");
+    log.info({ ...ports, domain: config.domain, dataDir, tls: tls.source, store: store.kind, spooled: spool.depth }, "listening");
 
     let stopped = false;
     return {
@@ -87,19 +126,23 @@ export async function startBroker(config: Config, opts: { log?: Logger } = {}): 
       registry,
       xmpp,
       mqtt,
+      ingest,
+      drainer,
+      store,
       async stop() {
         if (stopped) return;
         stopped = true;
-        // In order: HTTP, MQTT (devices' unavailable goes out), then XMPP streams
-        // end with system-shutdown.
+        // In order: HTTP, MQTT (devices' unavailable goes out), XMPP streams end with
+        // system-shutdown, then the spool is flushed to the store (what does not make
+        // it in time stays on disk for the next start).
         for (const listener of listeners) await listener.close(new StreamError("system-shutdown"));
-        registry.close();
-        log.info("stopped");
+        await closeStores();
+        log.info({ spooled: spool.depth }, "stopped");
       },
     };
   } catch (err) {
     for (const listener of listeners) await listener.close(new StreamError("system-shutdown"));
-    registry.close();
+    await closeStores();
     throw err;
   }
 }

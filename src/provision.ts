@@ -88,8 +88,9 @@ export function parseImport(text: string, kind: "devices" | "accounts"): Array<{
         return fail("not valid JSON");
       }
     } else {
-      const cells = raw.split(",");
-      // A password may itself contain commas: everything after the second comma is the password.
+      const cells = splitCsvLine(raw);
+      if (!cells) return fail("unbalanced quotes");
+      // An unquoted password may itself contain commas: everything after the second comma.
       if (cells.length < 3) fail(`expected ${header}`);
       const [a, b, ...rest] = cells as [string, string, ...string[]];
       record = kind === "devices" ? { id: a.trim(), type: b.trim(), password: rest.join(",") } : { name: a.trim(), role: b.trim(), password: rest.join(",") };
@@ -106,6 +107,38 @@ export function parseImport(text: string, kind: "devices" | "accounts"): Array<{
     });
   });
   return rows;
+}
+
+/** One CSV record (RFC 4180): fields may be quoted, `""` is a quote inside quotes. Null when unbalanced. */
+export function splitCsvLine(line: string): string[] | null {
+  const cells: string[] = [];
+  let i = 0;
+  for (;;) {
+    if (line[i] === '"') {
+      let value = "";
+      i++;
+      for (;;) {
+        const q = line.indexOf('"', i);
+        if (q < 0) return null;
+        value += line.slice(i, q);
+        if (line[q + 1] === '"') {
+          value += '"';
+          i = q + 2;
+          continue;
+        }
+        i = q + 1;
+        break;
+      }
+      cells.push(value);
+      if (i < line.length && line[i] !== ",") return null;
+    } else {
+      const comma = line.indexOf(",", i);
+      cells.push(comma < 0 ? line.slice(i) : line.slice(i, comma));
+      i = comma < 0 ? line.length : comma;
+    }
+    if (i >= line.length) return cells;
+    i++; // the comma
+  }
 }
 
 /** Imports all rows in one transaction; credentials are derived in parallel on the thread pool. */

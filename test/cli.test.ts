@@ -37,11 +37,18 @@ interface Proc {
   exited: Promise<Run>;
 }
 
+/** The environment a user's shell would give: without tap's loader hooks and settings. */
+function childEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(NODE_OPTIONS|TAP|_TAPJS_|LOG_LEVEL$)/.test(k)) env[k] = v;
+  return env;
+}
+
 function spawnCli(args: string[]): Proc {
   const started = Date.now();
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: "info" },
+    env: childEnv(),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";

@@ -191,11 +191,18 @@ export async function login(t: Target, c: Credentials, opts: LoginOptions): Prom
 }
 
 /**
- * In-band registration (XEP-0077) of many accounts over one unauthenticated
+ * In-band registration (XEP-0077) of accounts, a batch per unauthenticated
  * stream. Used to provision servers whose account store we cannot write
- * directly (ejabberd keeps it in Mnesia).
+ * directly (ejabberd keeps it in Mnesia). Batches stay small because servers
+ * close streams that do not authenticate within a negotiation timeout
+ * (ejabberd: 30 s).
  */
 export async function registerAccounts(t: Target, users: string[], password: string): Promise<void> {
+  const batch = 50;
+  for (let i = 0; i < users.length; i += batch) await registerBatch(t, users.slice(i, i + batch), password);
+}
+
+async function registerBatch(t: Target, users: string[], password: string): Promise<void> {
   const s = await Session.connect(t);
   try {
     await openStream(s, t.domain);

@@ -3,17 +3,17 @@
 //   node --import tsx bench/xmpp/run.ts [--quick] [--servers prosody,ejabberd,switchboard]
 //        [--runs N] [--mem-runs N] [--procs N] [--window N] [--json FILE] [--keep]
 //
-// Servers run one at a time (never two at once), each started fresh for
-// every run, and runs are interleaved (P E S, P E S, …) so slow drift of the
-// machine does not favour whichever server goes first. Each metric is the
-// median over runs. See docs/benchmarks.md for what each number means.
+// Servers run one at a time, never two at once. Runs are interleaved
+// (P E S, P E S, …) so slow drift of the machine does not favour whichever
+// server goes first. Each metric is the median over runs. See
+// docs/benchmarks.md for what each number means.
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Ejabberd, Prosody, RAISE_NOFILE, Switchboard, killAllServers, type Peer, type Running } from './peers.js';
-import { cpuSeconds, openFilesLimit, rssKiB, sleep, waitQuiet } from './proc.js';
+import { cpuSeconds, machineBusySeconds, openFilesLimit, rssKiB, sleep, waitQuiet } from './proc.js';
 import { fmt, median, percentile } from './stats.js';
 import { login, type Target } from './client.js';
 import type { LatencyResult, LoginResult, Request, ThroughputResult } from './loadgen.js';
@@ -23,9 +23,9 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     servers: { type: 'string', default: 'prosody,ejabberd,switchboard' },
     runs: { type: 'string' },
+    'mem-runs': { type: 'string', default: '1' },
     procs: { type: 'string', default: '1' },
     window: { type: 'string', default: '50' },
-    'mem-runs': { type: 'string', default: '1' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
@@ -34,6 +34,12 @@ const { values: args } = parseArgs({
 const quick = args.quick!;
 const P = {
   runs: Number(args.runs ?? (quick ? 1 : 3)),
+  // Memory needs 10,000 logins, which at Prosody's and ejabberd's PBKDF2
+  // cost take over a minute per server; measuring it in every run would push
+  // the bench past 15 minutes. RSS per connection varies little between
+  // runs, so by default only the first run measures it.
+  memRuns: Number(args['mem-runs']),
+  procs: Math.max(1, Number(args.procs)),
   pairs: 50,
   window: Number(args.window), // messages in flight per pair in the throughput test
   idleLevels: quick ? [200, 1_000] : [2_000, 10_000],
@@ -42,12 +48,6 @@ const P = {
   warmupMs: quick ? 1_000 : 2_000,
   measureMs: quick ? 3_000 : 8_000,
   rate: 2_000,
-  procs: Math.max(1, Number(args.procs)),
-  // Memory needs 10,000 logins, which at Prosody's and ejabberd's PBKDF2
-  // cost take about a minute per server; measuring it in every run would
-  // push the bench past 15 minutes. RSS per connection varies little from
-  // run to run, so by default only the first run measures it.
-  memRuns: Number(args['mem-runs']),
 };
 const PASSWORD = 'pw';
 const DOMAIN = 'localhost';
@@ -60,12 +60,16 @@ const allUsers = [...idleUsers, ...pairUsers];
 // restart once under a raised one (children inherit it).
 if (openFilesLimit() < maxIdle + 1_000) {
   if (process.env.SB_BENCH_REEXEC) {
-    console.error(`open files limit is ${openFilesLimit()}, need ${maxIdle + 1_000}: run as root or raise ulimit -n`);
+    console.error(`open files limit is ${openFilesLimit()}, need ${maxIdle + 1_000}: raise ulimit -n`);
     process.exit(1);
   }
   const r = spawnSync('bash', ['-c', `${RAISE_NOFILE}; exec "$0" "$@"`, process.execPath, ...process.execArgv,
     ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, SB_BENCH_REEXEC: '1' } });
   process.exit(r.status ?? 1);
+}
+
+function log(msg: string): void {
+  console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
 }
 
 // ------------------------------------------------------ load generators
@@ -106,23 +110,40 @@ function split<T>(items: T[], n: number): T[][] {
   return Array.from({ length: n }, (_, i) => items.slice(i * size, (i + 1) * size));
 }
 
-// ------------------------------------------------------------ one run
+/**
+ * CPU used on the machine by processes other than the bench's own (this
+ * orchestrator, its load generators and the servers are all descendants of
+ * this process). On 2 cores anything else running (a build, a test suite)
+ * distorts the figures, so it is reported, not hidden.
+ */
+class ForeignCpu {
+  private readonly t = Date.now();
+  private readonly start = ForeignCpu.busyElsewhere();
+  private static busyElsewhere(): number {
+    return machineBusySeconds() - cpuSeconds(process.pid);
+  }
+  /** Percent of one core used by others since construction. */
+  pct(): number {
+    return ((ForeignCpu.busyElsewhere() - this.start) / ((Date.now() - this.t) / 1000)) * 100;
+  }
+}
 
-interface RunResult {
+// ------------------------------------------------------------ phases
+
+interface SpeedResult {
   throughput: number; // stanzas/s delivered
   cpuUsPerStanza: number; // server CPU microseconds per delivered stanza
   serverCpuPct: number; // server CPU during the throughput window, % of one core
-  clientCpuPct: number; // load generators' CPU in that window, % of one core
+  genCpuPct: number; // load generators' CPU in that window, % of one core
   p50: number; p99: number; p999: number; // ms at the fixed rate
   latencyRate: number; lost: number;
   loginsSeq: number; loginsPar: number;
-  kibPerConn?: Record<number, number>;
-  baselineKiB?: number;
+  foreignCpuPct: number;
 }
+interface MemoryResult { baselineKiB: number; kibPerConn: Record<number, number>; foreignCpuPct: number }
+type RunResult = Partial<SpeedResult> & { memory?: MemoryResult };
 
-function procCpu(pids: number[]): number {
-  return pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
-}
+interface Ctx { peer: Peer; srv: Running; gens: Gen[]; base: { target: Target; password: string } }
 
 async function waitUntilLoginWorks(target: Target, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -138,96 +159,52 @@ async function waitUntilLoginWorks(target: Target, timeoutMs = 30_000): Promise<
   }
 }
 
-async function sumLogins(parts: Promise<LoginResult>[]): Promise<{ rate: number; errors: number; firstError?: string }> {
-  const rs = await Promise.all(parts);
-  const count = rs.reduce((a, r) => a + r.count, 0);
-  const seconds = Math.max(...rs.map((r) => r.seconds));
-  const errors = rs.reduce((a, r) => a + r.errors, 0);
-  return { rate: count / seconds, errors, firstError: rs.find((r) => r.firstError)?.firstError };
+async function loginRate(c: Ctx, concurrency: number): Promise<number> {
+  // Parallel lanes are shared out over the generators, each with its own users.
+  const n = Math.min(concurrency, c.gens.length);
+  const rs = await Promise.all(split(idleUsers, n).map((users, i) => c.gens[i]!.call<LoginResult>(
+    { op: 'logins', ...c.base, users, concurrency: Math.ceil(concurrency / n), durationMs: P.loginMs })));
+  const failed = rs.find((r) => r.errors > 0);
+  if (failed) throw new Error(`login errors: ${failed.firstError}`);
+  return rs.reduce((a, r) => a + r.count, 0) / Math.max(...rs.map((r) => r.seconds));
 }
 
-function log(msg: string): void {
-  console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
-}
+/** Logins, throughput and latency, on a freshly started server. */
+async function speed(c: Ctx): Promise<SpeedResult> {
+  const { peer, srv, gens } = c;
+  const genPids = gens.map((g) => g.proc.pid!);
+  const foreign = new ForeignCpu();
 
-async function measureMemory(peer: Peer, srv: Running, gens: Gen[], base: { target: Target; password: string }) {
-  const baselineKiB = rssKiB(srv.pid);
-  const kibPerConn: Record<number, number> = {};
-  let connected = 0;
-  for (const level of P.idleLevels) {
-    const users = idleUsers.slice(connected, level);
-    const rs = await Promise.all(split(users, gens.length).map((u, i) =>
-      gens[i]!.call<LoginResult>({ op: 'connect', ...base, users: u, concurrency: Math.ceil(P.loginConcurrency / gens.length) })));
-    const errors = rs.reduce((a, r) => a + r.errors, 0);
-    if (errors > 0) throw new Error(`${errors} of ${users.length} idle logins failed: ${rs.find((r) => r.firstError)?.firstError}`);
-    connected = level;
-    await sleep(2_000);
-    await waitQuiet(srv.pid);
-    const rss = rssKiB(srv.pid);
-    kibPerConn[level] = (rss - baselineKiB) / level;
-    log(`${peer.name}: ${level} idle connections: RSS ${fmt(rss / 1024, 1)} MiB (baseline ${fmt(baselineKiB / 1024, 1)}), ${fmt(kibPerConn[level], 1)} KiB/conn`);
-  }
-  await Promise.all(gens.map((g) => g.call({ op: 'disconnect' })));
-  await waitQuiet(srv.pid);
+  const loginsSeq = await loginRate(c, 1);
+  await waitQuiet();
+  const loginsPar = await loginRate(c, P.loginConcurrency);
+  log(`${peer.name}: logins/s sequential ${fmt(loginsSeq)}, ${P.loginConcurrency} parallel ${fmt(loginsPar)}`);
+  await waitQuiet();
 
-  return { baselineKiB, kibPerConn };
-}
-
-async function measure(peer: Peer, srv: Running, gens: Gen[], run: number): Promise<RunResult> {
-  const provision = run === 1;
-  const target: Target = { host: '127.0.0.1', port: srv.port, domain: DOMAIN };
-  const base = { target, password: PASSWORD };
-  if (provision && peer.provisionOnline) {
-    const t = Date.now();
-    await peer.provisionOnline(srv, async () => {
-      await Promise.all(split(allUsers, gens.length).map((users, i) =>
-        gens[i]!.call({ op: 'register', ...base, users, concurrency: 20 })));
-    });
-    log(`${peer.name}: registered ${allUsers.length} accounts in ${((Date.now() - t) / 1000).toFixed(1)}s`);
-  }
-  await waitUntilLoginWorks(target);
-  // Warm-up: code paths loaded and JIT-compiled before anything is measured.
-  await gens[0]!.call<LoginResult>({ op: 'logins', ...base, users: idleUsers.slice(0, 100), concurrency: 10, durationMs: 1_000 });
-  await waitQuiet(srv.pid);
-
-  // Memory per idle connection. First, on a fresh server, so that memory
-  // freed by earlier phases cannot be reused and hide the real cost.
-  const memory = run <= P.memRuns ? await measureMemory(peer, srv, gens, base) : {};
-
-  // Logins per second: sequential, then 50 in parallel.
-  // Logins per second: sequential, then 50 in parallel.
-  const seq = await sumLogins([gens[0]!.call<LoginResult>({ op: 'logins', ...base, users: idleUsers, concurrency: 1, durationMs: P.loginMs })]);
-  await waitQuiet(srv.pid);
-  const par = await sumLogins(split(idleUsers, gens.length).map((users, i) =>
-    gens[i]!.call<LoginResult>({ op: 'logins', ...base, users, concurrency: Math.ceil(P.loginConcurrency / gens.length), durationMs: P.loginMs })));
-  if (seq.errors + par.errors > 0) throw new Error(`login errors: ${seq.firstError ?? par.firstError}`);
-  log(`${peer.name}: logins/s sequential ${fmt(seq.rate)}, ${P.loginConcurrency} parallel ${fmt(par.rate)}`);
-  await waitQuiet(srv.pid);
-
-  // Message routing: 50 sender→receiver pairs, spread over the generators.
+  // 50 sender→receiver pairs, shared out over the generators.
   const pairs: [string, string][] = Array.from({ length: P.pairs }, (_, i) => [pairUsers[2 * i]!, pairUsers[2 * i + 1]!]);
-  const pairSlices = split(pairs, gens.length);
-  await Promise.all(pairSlices.map((p, i) => gens[i]!.call({ op: 'pairs', ...base, pairs: p })));
-  await waitQuiet(srv.pid);
+  await Promise.all(split(pairs, gens.length).map((p, i) => gens[i]!.call({ op: 'pairs', ...c.base, pairs: p })));
   try {
+    await waitQuiet();
+    const secs = P.measureMs / 1000;
+    // Throughput: everyone starts at startAt; only [from, to) is counted.
     const startAt = Date.now() + 300;
     const from = startAt + P.warmupMs;
     const to = from + P.measureMs;
-    const genPids = gens.map((g) => g.proc.pid!);
-    let cpu0 = 0, cpu1 = 0, gen0 = 0, gen1 = 0;
-    const t0 = setTimeout(() => { cpu0 = cpuSeconds(srv.pid); gen0 = procCpu(genPids); }, from - Date.now());
-    const t1 = setTimeout(() => { cpu1 = cpuSeconds(srv.pid); gen1 = procCpu(genPids); }, to - Date.now());
+    const cpu = (): [number, number] => [cpuSeconds(srv.pid), genPids.reduce((a, pid) => a + cpuSeconds(pid), 0)];
+    let at0: [number, number] = [0, 0], at1: [number, number] = [0, 0];
+    const t0 = setTimeout(() => { at0 = cpu(); }, from - Date.now());
+    const t1 = setTimeout(() => { at1 = cpu(); }, to - Date.now());
     const tp = await Promise.all(gens.map((g) => g.call<ThroughputResult>({ op: 'throughput', startAt, from, to, window: P.window })));
     clearTimeout(t0); clearTimeout(t1);
     const delivered = tp.reduce((a, r) => a + r.delivered, 0);
-    const secs = P.measureMs / 1000;
     const throughput = delivered / secs;
-    const cpuUsPerStanza = ((cpu1 - cpu0) / delivered) * 1e6;
-    const serverCpuPct = ((cpu1 - cpu0) / secs) * 100;
-    const clientCpuPct = ((gen1 - gen0) / secs) * 100;
+    const cpuUsPerStanza = ((at1[0] - at0[0]) / delivered) * 1e6;
+    const serverCpuPct = ((at1[0] - at0[0]) / secs) * 100;
+    const genCpuPct = ((at1[1] - at0[1]) / secs) * 100;
     log(`${peer.name}: ${fmt(throughput)} stanzas/s, ${fmt(cpuUsPerStanza, 1)} µs server CPU/stanza ` +
-      `(server ${fmt(serverCpuPct)}% / generators ${fmt(clientCpuPct)}% of a core)`);
-    await waitQuiet(srv.pid);
+      `(server ${fmt(serverCpuPct)}% / generators ${fmt(genCpuPct)}% of a core)`);
+    await waitQuiet();
 
     // Latency at a fixed offered rate, shared out over the generators.
     const lStart = Date.now() + 300;
@@ -238,17 +215,74 @@ async function measure(peer: Peer, srv: Running, gens: Gen[], run: number): Prom
     const all = lat.flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
     const sent = lat.reduce((a, r) => a + r.sent, 0);
     const lost = lat.reduce((a, r) => a + r.lost, 0);
-    const res = {
-      p50: percentile(all, 50), p99: percentile(all, 99), p999: percentile(all, 99.9),
-      latencyRate: sent / secs, lost,
-    };
-    log(`${peer.name}: at ${fmt(res.latencyRate)}/s p50 ${fmt(res.p50, 2)} ms, p99 ${fmt(res.p99, 2)} ms, p99.9 ${fmt(res.p999, 2)} ms, lost ${lost}`);
-    return {
-      throughput, cpuUsPerStanza, serverCpuPct, clientCpuPct, ...res,
-      loginsSeq: seq.rate, loginsPar: par.rate, ...memory,
-    };
+    const l = { p50: percentile(all, 50), p99: percentile(all, 99), p999: percentile(all, 99.9), latencyRate: sent / secs, lost };
+    log(`${peer.name}: at ${fmt(l.latencyRate)}/s p50 ${fmt(l.p50, 2)} ms, p99 ${fmt(l.p99, 2)} ms, ` +
+      `p99.9 ${fmt(l.p999, 2)} ms, lost ${lost}`);
+    const foreignCpuPct = foreign.pct();
+    if (foreignCpuPct > 15) log(`WARNING: other processes used ${fmt(foreignCpuPct)}% of a core during this run`);
+    return { throughput, cpuUsPerStanza, serverCpuPct, genCpuPct, ...l, loginsSeq, loginsPar, foreignCpuPct };
   } finally {
     await Promise.all(gens.map((g) => g.call({ op: 'closePairs' })));
+  }
+}
+
+/**
+ * Resident memory per idle logged-in connection, on its own freshly started
+ * server: after a login storm some servers keep freed memory (and run
+ * slower for a while), which must not leak into the other figures, nor
+ * memory freed by earlier phases be reused here and hide the real cost.
+ */
+async function memory(c: Ctx): Promise<MemoryResult> {
+  const { peer, srv, gens } = c;
+  const foreign = new ForeignCpu();
+  const baselineKiB = rssKiB(srv.pid);
+  const kibPerConn: Record<number, number> = {};
+  let connected = 0;
+  try {
+    for (const level of P.idleLevels) {
+      const users = idleUsers.slice(connected, level);
+      const rs = await Promise.all(split(users, gens.length).map((u, i) => gens[i]!.call<LoginResult>(
+        { op: 'connect', ...c.base, users: u, concurrency: Math.ceil(P.loginConcurrency / gens.length) })));
+      const failed = rs.find((r) => r.errors > 0);
+      if (failed) throw new Error(`idle logins failed: ${failed.firstError}`);
+      connected = level;
+      await sleep(2_000);
+      await waitQuiet();
+      const rss = rssKiB(srv.pid);
+      kibPerConn[level] = (rss - baselineKiB) / level;
+      log(`${peer.name}: ${fmt(level)} idle connections: RSS ${fmt(rss / 1024, 1)} MiB ` +
+        `(baseline ${fmt(baselineKiB / 1024, 1)}), ${fmt(kibPerConn[level], 1)} KiB/conn`);
+    }
+  } finally {
+    await Promise.all(gens.map((g) => g.call({ op: 'disconnect' })));
+  }
+  return { baselineKiB, kibPerConn, foreignCpuPct: foreign.pct() };
+}
+
+const provisioned = new Set<string>();
+
+/** Starts a fresh server, provisions it if needed, warms it up, runs fn, always stops it. */
+async function withServer<T>(peer: Peer, gens: Gen[], fn: (c: Ctx) => Promise<T>): Promise<T> {
+  const srv = await peer.start();
+  try {
+    const target: Target = { host: '127.0.0.1', port: srv.port, domain: DOMAIN };
+    const c: Ctx = { peer, srv, gens, base: { target, password: PASSWORD } };
+    if (peer.provisionOnline && !provisioned.has(peer.name)) {
+      const t = Date.now();
+      await peer.provisionOnline(srv, async () => {
+        await Promise.all(split(allUsers, gens.length).map((users, i) =>
+          gens[i]!.call({ op: 'register', ...c.base, users, concurrency: 20 })));
+      });
+      log(`${peer.name}: registered ${allUsers.length} accounts in ${((Date.now() - t) / 1000).toFixed(1)}s`);
+    }
+    provisioned.add(peer.name);
+    await waitUntilLoginWorks(target);
+    // Warm-up: code loaded and JIT-compiled, caches filled, before measuring.
+    await gens[0]!.call<LoginResult>({ op: 'logins', ...c.base, users: idleUsers.slice(0, 100), concurrency: 10, durationMs: 1_000 });
+    await waitQuiet();
+    return await fn(c);
+  } finally {
+    await srv.stop();
   }
 }
 
@@ -256,18 +290,21 @@ async function measure(peer: Peer, srv: Running, gens: Gen[], run: number): Prom
 
 function report(results: Map<string, RunResult[]>, errors: Map<string, string>): string {
   const [lo, hi] = P.idleLevels as [number, number];
-  const head = ['server', 'msgs/s (50 pairs)', 'server CPU µs/msg', `p50 ms @${P.rate}/s`, `p99 ms @${P.rate}/s`,
+  const head = ['server', 'msgs/s (50 pairs)', 'server CPU µs/msg', `p50 ms @${fmt(P.rate)}/s`, `p99 ms @${fmt(P.rate)}/s`,
     'logins/s seq', `logins/s ${P.loginConcurrency} par`, `KiB/conn @${fmt(lo)}`, `KiB/conn @${fmt(hi)}`,
     'CPU % server / generator'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  let foreign = 0;
   for (const [name, runs] of results) {
     if (runs.length === 0) continue;
-    const m = (f: (r: RunResult) => number) => median(runs.map(f));
+    const m = (f: (r: RunResult) => number | undefined) => median(runs.map((r) => f(r) ?? NaN));
+    foreign = Math.max(foreign, ...runs.map((r) => Math.max(r.foreignCpuPct ?? 0, r.memory?.foreignCpuPct ?? 0)));
     lines.push(`| ${[name, fmt(m((r) => r.throughput)), fmt(m((r) => r.cpuUsPerStanza), 1), fmt(m((r) => r.p50), 2),
       fmt(m((r) => r.p99), 2), fmt(m((r) => r.loginsSeq)), fmt(m((r) => r.loginsPar)),
-      fmt(m((r) => r.kibPerConn?.[lo] ?? NaN), 1), fmt(m((r) => r.kibPerConn?.[hi] ?? NaN), 1),
-      `${fmt(m((r) => r.serverCpuPct))} / ${fmt(m((r) => r.clientCpuPct))}`].join(' | ')} |`);
+      fmt(m((r) => r.memory?.kibPerConn[lo]), 1), fmt(m((r) => r.memory?.kibPerConn[hi]), 1),
+      `${fmt(m((r) => r.serverCpuPct))} / ${fmt(m((r) => r.genCpuPct))}`].join(' | ')} |`);
   }
+  if (foreign > 15) lines.push(`\nWARNING: other processes used up to ${fmt(foreign)}% of a core during measurements.`);
   for (const [name, e] of errors) lines.push(`\nERROR ${name}: ${e}`);
   return lines.join('\n');
 }
@@ -275,10 +312,12 @@ function report(results: Map<string, RunResult[]>, errors: Map<string, string>):
 // ------------------------------------------------------------ main
 
 async function main(): Promise<number> {
+  const started = Date.now();
   const names = args.servers!.split(',').map((s) => s.trim()).filter(Boolean);
   const work = mkdtempSync(join(tmpdir(), 'switchboard-xmpp-bench-'));
   chmodSync(work, 0o755); // the servers run as their own users and must reach their dirs
-  log(`work dir ${work}; ${cpus().length} CPUs; ${P.runs} run(s); ${P.procs} load generator process(es)`);
+  log(`work dir ${work}; ${cpus().length} CPUs; ${P.runs} run(s), memory in ${Math.min(P.memRuns, P.runs)}; ` +
+    `${P.procs} load generator process(es)`);
   const peers: Peer[] = [];
   const errors = new Map<string, string>();
   const results = new Map<string, RunResult[]>();
@@ -303,20 +342,15 @@ async function main(): Promise<number> {
     }
     for (let run = 1; run <= P.runs; run++) {
       for (const peer of peers) {
-        if (errors.has(peer.name)) continue;
+        if (errors.has(peer.name)) continue; // a server that failed once is not retried
         log(`--- run ${run}/${P.runs}: ${peer.name}`);
-        let srv: Running | undefined;
         try {
-          srv = await peer.start();
-          results.get(peer.name)!.push(await measure(peer, srv, gens, run));
+          const r: RunResult = await withServer(peer, gens, speed);
+          if (run <= P.memRuns) r.memory = await withServer(peer, gens, memory);
+          results.get(peer.name)!.push(r);
         } catch (e) {
           errors.set(peer.name, `run ${run}: ${(e as Error).message} (logs: ${peer.logFile})`);
           log(`${peer.name}: ERROR ${(e as Error).message}`);
-          // Drop idle connections a failed phase may have left behind.
-          await Promise.all(gens.map((g) => g.call({ op: 'disconnect' }).catch(() => {})));
-          await Promise.all(gens.map((g) => g.call({ op: 'closePairs' }).catch(() => {})));
-        } finally {
-          await srv?.stop();
         }
       }
     }
@@ -324,13 +358,13 @@ async function main(): Promise<number> {
     for (const g of gens) g.proc.kill();
     killAllServers();
   }
-  const table = report(results, errors);
-  console.log(table);
+  console.log(report(results, errors));
+  log(`total ${((Date.now() - started) / 60_000).toFixed(1)} min`);
   if (args.json) {
-    writeFileSync(args.json, JSON.stringify({ params: P, date: new Date().toISOString(), results: Object.fromEntries(results),
-      errors: Object.fromEntries(errors) }, null, 2));
+    writeFileSync(args.json, JSON.stringify({ params: P, date: new Date().toISOString(), cpus: cpus().length,
+      results: Object.fromEntries(results), errors: Object.fromEntries(errors) }, null, 2));
   }
-  if (args.keep || errors.size > 0) log(`kept ${work} (logs)`);
+  if (args.keep || errors.size > 0) log(`kept ${work} (configs and logs)`);
   else rmSync(work, { recursive: true, force: true });
   return errors.size > 0 ? 1 : 0;
 }

@@ -14,6 +14,10 @@ import type { Account } from "../../src/registry/registry.js";
 import { GuardedConnection } from "./guard.js";
 import { MAX_TOPIC_LEVELS, deviceTopic, publishDenied, subscribeAllowed } from "./acl.js";
 import type { MqttPresence } from "./presence.js";
+import type { IngestResult } from "../../src/telemetry/ingest.js";
+
+/** The ingest pipeline as the MQTT edge sees it. */
+export type TelemetrySink = (device: string, payload: Buffer) => Promise<IngestResult>;
 
 export interface MqttOptions {
   host: string;
@@ -54,8 +58,8 @@ const listen = (server: net.Server, port: number, host: string) =>
     });
   });
 
-export async function startMqtt(deps: { options: MqttOptions; auth: Authenticator; limiter: FailureLimiter; presence: MqttPresence; log: Logger }): Promise<MqttBroker> {
-  const { options, auth, limiter, presence, log } = deps;
+export async function startMqtt(deps: { options: MqttOptions; auth: Authenticator; limiter: FailureLimiter; presence: MqttPresence; telemetry: TelemetrySink; log: Logger }): Promise<MqttBroker> {
+  const { options, auth, limiter, presence, telemetry, log } = deps;
   const accounts = new WeakMap<Client, Account>();
   const keepaliveExpired = new WeakSet<Client>();
   const counters: MqttCounters = { rejectedPackets: 0, droppedPublishes: 0, refusedSubscriptions: 0, authFailures: 0 };
@@ -95,9 +99,23 @@ export async function startMqtt(deps: { options: MqttOptions; auth: Authenticato
       const account = client && accounts.get(client);
       if (!client || !account) return done(null);
       const denied = publishDenied(account, packet.topic);
-      if (!denied) return done(null);
-      drop(client, account, packet, denied);
-      done(null);
+      if (denied) {
+        drop(client, account, packet, { error: denied, issues: [] });
+        return done(null);
+      }
+      if (account.role !== "device" || packet.topic !== deviceTopic(account.name, "telemetry")) return done(null);
+      // Telemetry: validated and spooled before the PUBACK; only accepted samples are forwarded.
+      telemetry(account.name, packet.payload as Buffer).then(
+        (result) => {
+          if (!result.ok) drop(client, account, packet, { error: result.reason, issues: result.issues });
+          done(null);
+        },
+        (err) => {
+          log.error({ err, device: account.name }, "telemetry ingest failed");
+          drop(client, account, packet, { error: "internal error", issues: [] });
+          done(null);
+        },
+      );
     },
 
     authorizeSubscribe(client, subscription, done) {
@@ -115,13 +133,14 @@ export async function startMqtt(deps: { options: MqttOptions; auth: Authenticato
    * `$`-topic no one can subscribe to (MQTT 3.1.1 §4.7.2) and the client still gets
    * its PUBACK. The device learns why on its errors topic.
    */
-  function drop(client: Client, account: Account, packet: PublishPacket, reason: string): void {
+  function drop(client: Client, account: Account, packet: PublishPacket, why: { error: string; issues: Array<{ path: string; message: string }> }): void {
     counters.droppedPublishes++;
     const topic = packet.topic;
     packet.topic = `$dropped/${client.id}`;
     packet.retain = false;
-    log.info({ protocol: "mqtt", clientId: client.id, topic, reason }, "publish refused");
-    if (account.role === "device") void publish(deviceTopic(account.name, "errors"), { topic, error: reason, issues: [] });
+    log.info({ protocol: "mqtt", clientId: client.id, topic, reason: why.error }, "publish refused");
+    // CONTRACT §4: one message per rejected publish on the device's errors topic.
+    if (account.role === "device") void publish(deviceTopic(account.name, "errors"), { topic, ...why });
   }
 
   function publish(topic: string, payload: unknown, qos: 0 | 1 = 0): Promise<void> {

@@ -1,0 +1,27 @@
+// What a device type is (CONTRACT §3): its telemetry schema, its commands, and how
+// its samples are stored. A type file in devices/ binds schemas from schemas/.
+import type { z } from "zod";
+
+export interface CommandSpec {
+  description: string;
+  params: z.ZodObject;
+  result: z.ZodObject;
+  /** Overrides `commands.timeoutMs` for this command. */
+  timeoutMs?: number;
+}
+
+export interface DeviceType {
+  name: string;
+  description: string;
+  /** A strict object schema; `ts` (optional) is the sample time. */
+  telemetry: z.ZodObject;
+  commands: Record<string, CommandSpec>;
+  /** InfluxDB measurement (and embedded-store series) name. */
+  measurement: string;
+  /** Telemetry keys stored as tags rather than fields (strings only). */
+  tags: readonly string[];
+  /** Unit of each telemetry key, for people and for read-outs. */
+  units: Record<string, string>;
+}
+
+export const defineDeviceType = (type: DeviceType): DeviceType => type;

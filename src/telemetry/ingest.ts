@@ -1,0 +1,74 @@
+// One ingest pipeline for every protocol (issue 4 §2), as named steps in order:
+// parse and validate against the sender's type → stamp time → spool (durable) →
+// remember as the device's last sample → fan out. A sample from MQTT and one from
+// XMPP take exactly the same path.
+import type { Registry } from "../registry/registry.js";
+import type { DeviceType } from "../../devices/index.js";
+import type { Spool } from "./spool.js";
+import { SpoolFullError } from "./spool.js";
+import type { SpooledSample } from "./sample.js";
+import { validateSample, type Issue } from "./validate.js";
+
+export type IngestSource = "mqtt" | "xmpp" | "bridge";
+
+export type IngestResult =
+  | { ok: true; sample: SpooledSample }
+  | { ok: false; reason: string; issues: Issue[]; /** The broker, not the sample, is the problem (spool full). */ overloaded?: boolean };
+
+export interface IngestCounters {
+  accepted: number;
+  rejected: Map<string, number>;
+}
+
+export interface Ingest {
+  ingest(device: string, payload: Buffer | string | unknown, source: IngestSource): Promise<IngestResult>;
+  /** Live fan-out: called once per accepted sample, after it is durable. */
+  onSample(listener: (sample: SpooledSample, source: IngestSource) => void): void;
+  /** Observes every rejection (metrics). */
+  onReject(listener: (reason: string, source: IngestSource) => void): void;
+  lastSample(device: string): SpooledSample | undefined;
+  readonly counters: IngestCounters;
+}
+
+export function createIngest(deps: { registry: Registry; deviceType: (name: string | null) => DeviceType | undefined; spool: Spool; afterAppend?: () => void; now?: () => number }): Ingest {
+  const { registry, deviceType, spool, afterAppend, now = Date.now } = deps;
+  const listeners: Array<(sample: SpooledSample, source: IngestSource) => void> = [];
+  const rejectListeners: Array<(reason: string, source: IngestSource) => void> = [];
+  const last = new Map<string, SpooledSample>();
+  const counters: IngestCounters = { accepted: 0, rejected: new Map() };
+
+  function reject(source: IngestSource, reason: string, issues: Issue[], countAs = reason, overloaded = false): IngestResult {
+    // Counted by reason, without the path: bounded label cardinality for metrics.
+    const key = countAs.startsWith("invalid ") ? "schema" : countAs;
+    counters.rejected.set(key, (counters.rejected.get(key) ?? 0) + 1);
+    for (const listener of rejectListeners) listener(key, source);
+    return { ok: false, reason, issues, overloaded };
+  }
+
+  return {
+    counters,
+    async ingest(device, payload, source) {
+      const account = registry.get(device);
+      const type = account?.role === "device" ? deviceType(account.type) : undefined;
+      if (!type) return reject(source, "not a device with a known type", [], "unknown device");
+      const validated = validateSample(type, device, payload, now());
+      if (!validated.ok) return reject(source, validated.reason, validated.issues);
+      let sample: SpooledSample;
+      try {
+        sample = await spool.append(validated.sample);
+      } catch (err) {
+        if (err instanceof SpoolFullError) return reject(source, err.message, [], "spool full", true);
+        throw err;
+      }
+      afterAppend?.();
+      counters.accepted++;
+      const previous = last.get(device);
+      if (!previous || previous.time <= sample.time) last.set(device, sample);
+      for (const listener of listeners) listener(sample, source);
+      return { ok: true, sample };
+    },
+    onSample: (listener) => void listeners.push(listener),
+    onReject: (listener) => void rejectListeners.push(listener),
+    lastSample: (device) => last.get(device),
+  };
+}

@@ -1,0 +1,60 @@
+// parse → validate → stamp: the edge of the ingest pipeline. Every rejection has a
+// short reason (counted by it) and the issues naming each path and rule.
+import type { z } from "zod";
+import type { DeviceType } from "../../devices/index.js";
+import type { FieldValue, Sample } from "./sample.js";
+
+export interface Issue {
+  path: string;
+  message: string;
+}
+
+export type Rejection = { reason: string; issues: Issue[] };
+export type Validated = { ok: true; sample: Sample } | ({ ok: false } & Rejection);
+
+// Line protocol cannot carry a line break in a tag or string field (InfluxDB 1.x).
+const LINE_BREAK = /[\r\n]/;
+
+export function parsePayload(payload: Buffer | string | unknown): unknown | Rejection {
+  if (typeof payload !== "string" && !Buffer.isBuffer(payload)) return payload;
+  try {
+    return JSON.parse(payload.toString());
+  } catch {
+    return { reason: "payload is not JSON", issues: [] } satisfies Rejection;
+  }
+}
+
+const isRejection = (value: unknown): value is Rejection =>
+  typeof value === "object" && value !== null && "reason" in value && "issues" in value && Object.keys(value).length === 2;
+
+function describe(issue: z.core.$ZodIssue): Issue {
+  const path = issue.path.map(String).join(".") || "(root)";
+  let message = issue.message;
+  if (issue.code === "unrecognized_keys") return { path: issue.keys.join(", "), message: `unknown key${issue.keys.length > 1 ? "s" : ""}` };
+  if (issue.code === "invalid_type" && issue.input === undefined) message = "required";
+  return { path, message: message.replace(/^Invalid input: /, "") };
+}
+
+export function validateSample(type: DeviceType, device: string, payload: Buffer | string | unknown, receivedAt: number): Validated {
+  const parsed = parsePayload(payload);
+  if (isRejection(parsed)) return { ok: false, ...parsed };
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return { ok: false, reason: "telemetry must be an object", issues: [] };
+  const result = type.telemetry.safeParse(parsed);
+  if (!result.success) {
+    const issues = result.error.issues.map(describe);
+    return { ok: false, reason: `invalid ${issues.map((i) => i.path).join(", ")}`, issues };
+  }
+  const { ts, ...values } = result.data as Record<string, unknown>;
+  const tags: Record<string, string> = {};
+  const fields: Record<string, FieldValue> = {};
+  for (const [key, value] of Object.entries(values)) {
+    if (value === undefined || value === null) continue;
+    if (typeof value === "string" && LINE_BREAK.test(value)) return { ok: false, reason: `invalid ${key}`, issues: [{ path: key, message: "must not contain a line break" }] };
+    if (type.tags.includes(key)) tags[key] = String(value);
+    else if (typeof value === "number" || typeof value === "boolean" || typeof value === "string") fields[key] = value;
+    else return { ok: false, reason: `invalid ${key}`, issues: [{ path: key, message: "must be a number, boolean or string" }] };
+  }
+  if (Object.keys(fields).length === 0) return { ok: false, reason: "no measurement", issues: [{ path: "(root)", message: "a sample needs at least one field" }] };
+  const time = ts === undefined ? receivedAt : typeof ts === "number" ? ts : Date.parse(ts as string);
+  return { ok: true, sample: { device, type: type.name, measurement: type.measurement, time, tags, fields } };
+}

@@ -1,0 +1,191 @@
+// Live telemetry over XMPP (issue 4 §3): a XEP-0060 subset at pubsub.<domain>.
+// Nodes `telemetry/<id>` (one device) and `telemetry` (all devices); services and
+// operators subscribe, unsubscribe and fetch the last items; a device publishes its
+// own samples to its node, validated by the same ingest pipeline as MQTT. Items
+// carry XEP-0335 JSON with `device` and `ts`.
+import xml, { type Element } from "@xmpp/xml";
+import { StanzaError, type StanzaErrorType } from "../errors.js";
+import type { Router, StanzaEvent } from "../router.js";
+import type { Registry } from "../../registry/registry.js";
+import type { Ingest } from "../../telemetry/ingest.js";
+import { sampleJson, type SpooledSample } from "../../telemetry/sample.js";
+import { NS_DISCO_INFO, NS_DISCO_ITEMS, type Disco } from "./disco.js";
+
+export const NS_PUBSUB = "http://jabber.org/protocol/pubsub";
+export const NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event";
+export const NS_PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors";
+export const NS_JSON = "urn:xmpp:json:0";
+const ALL = "telemetry";
+const KEEP_PER_DEVICE = 20;
+const KEEP_ALL = 100;
+
+/** XEP-0060 §7.1.3 and friends: a stanza error with a pubsub-specific condition. */
+class PubsubError extends StanzaError {
+  constructor(condition: string, private readonly specific: string | null, text?: string, type?: StanzaErrorType) {
+    super(condition, text, type);
+  }
+  override toElement(): Element {
+    const el = super.toElement();
+    if (this.specific) el.append(xml(this.specific, { xmlns: NS_PUBSUB_ERRORS }));
+    return el;
+  }
+}
+
+/** Who is subscribed to which node, behind an interface a shared store can implement. */
+export interface SubscriptionStore {
+  add(node: string, jid: string): string;
+  remove(node: string, jid: string): boolean;
+  of(node: string): Iterable<string>;
+}
+
+export function createLocalSubscriptions(): SubscriptionStore {
+  const nodes = new Map<string, Map<string, string>>();
+  let next = 0;
+  return {
+    add(node, jid) {
+      const subs = nodes.get(node) ?? new Map<string, string>();
+      nodes.set(node, subs);
+      const existing = subs.get(jid);
+      if (existing) return existing;
+      const subid = `s${++next}`;
+      subs.set(jid, subid);
+      return subid;
+    },
+    remove: (node, jid) => nodes.get(node)?.delete(jid) ?? false,
+    of: (node) => nodes.get(node)?.keys() ?? [],
+  };
+}
+
+export function pubsubModule(deps: { router: Router; registry: Registry; ingest: Ingest; disco: Disco; subscriptions?: SubscriptionStore }): { service: string } {
+  const { router, registry, ingest, disco } = deps;
+  const subscriptions = deps.subscriptions ?? createLocalSubscriptions();
+  const service = `pubsub.${router.domain}`;
+  const recent = new Map<string, SpooledSample[]>();
+  router.addService(service);
+  disco.addItem(service, "Live telemetry");
+
+  const deviceOf = (node: string | undefined): string | null => {
+    if (!node?.startsWith("telemetry/")) return null;
+    const id = node.slice("telemetry/".length);
+    return registry.get(id)?.role === "device" ? id : null;
+  };
+  const nodeExists = (node: string | undefined) => node === ALL || deviceOf(node) !== null;
+  const answer = (event: StanzaEvent, ...children: Element[]) => router.reply(event, xml("iq", { type: "result", id: event.stanza.attrs.id }, ...children));
+
+  function itemElement(sample: SpooledSample): Element {
+    return xml("item", { id: String(sample.seq) }, xml("json", { xmlns: NS_JSON }, JSON.stringify(sampleJson(sample))));
+  }
+
+  function remember(node: string, sample: SpooledSample, keep: number): void {
+    const list = recent.get(node) ?? [];
+    list.push(sample);
+    if (list.length > keep) list.shift();
+    recent.set(node, list);
+  }
+
+  function notify(node: string, sample: SpooledSample): void {
+    let message: Element | null = null;
+    for (const jid of [...subscriptions.of(node)]) {
+      message ??= xml("message", { from: service }, xml("event", { xmlns: NS_PUBSUB_EVENT }, xml("items", { node }, itemElement(sample))));
+      const targets = jid.includes("/") ? [router.sessions.get(jid)] : router.sessions.ofAccount(jid).filter((s) => s.presence);
+      // A full-JID subscription whose resource is gone is dropped (no one to deliver to, ever).
+      if (jid.includes("/") && !targets[0]) subscriptions.remove(node, jid);
+      for (const session of targets) {
+        if (!session) continue;
+        message.attrs.to = session.full;
+        session.send(message);
+      }
+    }
+  }
+
+  ingest.onSample((sample) => {
+    const node = `telemetry/${sample.device}`;
+    remember(node, sample, KEEP_PER_DEVICE);
+    remember(ALL, sample, KEEP_ALL);
+    notify(node, sample);
+    notify(ALL, sample);
+  });
+
+  function subscriberCheck(event: StanzaEvent): boolean {
+    if (event.origin?.account.role === "device" || !event.origin)
+      return (router.error(event, new StanzaError("forbidden", "devices may not subscribe to telemetry")), false);
+    return true;
+  }
+
+  router.events.on(`iq-set/${service}/${NS_PUBSUB}:pubsub`, (event) => {
+    const op = event.payload!.getChildElements()[0];
+    const node = op?.attrs.node;
+    switch (op?.name) {
+      case "subscribe":
+      case "unsubscribe": {
+        if (!subscriberCheck(event)) return true;
+        if (!nodeExists(node)) return (router.error(event, new StanzaError("item-not-found", `no node '${node ?? ""}'`)), true);
+        const jid = op.attrs.jid ?? event.from.toString();
+        // XEP-0060 §6.1.3.1: one may subscribe only oneself (bare or full JID).
+        if (jid !== event.from.toString() && jid !== event.origin!.bare)
+          return (router.error(event, new PubsubError("bad-request", "invalid-jid", "the jid must be your own")), true);
+        if (op.name === "subscribe") {
+          const subid = subscriptions.add(node!, jid);
+          answer(event, xml("pubsub", { xmlns: NS_PUBSUB }, xml("subscription", { node, jid, subid, subscription: "subscribed" })));
+        } else if (subscriptions.remove(node!, jid)) answer(event);
+        else router.error(event, new PubsubError("unexpected-request", "not-subscribed", "not subscribed", "cancel"));
+        return true;
+      }
+      case "publish":
+        void publish(event, op, node);
+        return true;
+      default:
+        router.error(event, new PubsubError("feature-not-implemented", "unsupported", `'${op?.name ?? ""}' is not supported here`));
+        return true;
+    }
+  });
+
+  async function publish(event: StanzaEvent, op: Element, node: string | undefined): Promise<void> {
+    const device = deviceOf(node);
+    const sender = event.origin?.account;
+    if (!device) return router.error(event, new StanzaError("item-not-found", `no node '${node ?? ""}'`));
+    if (!sender || sender.role !== "device" || sender.name !== device) return router.error(event, new StanzaError("forbidden", "a device publishes only to its own node"));
+    const items = op.getChildren("item");
+    const json = items.length === 1 ? items[0]!.getChild("json", NS_JSON) : undefined;
+    if (!json) return router.error(event, new PubsubError("bad-request", "invalid-payload", "publish exactly one item holding <json xmlns='urn:xmpp:json:0'>"));
+    const result = await ingest.ingest(device, json.getText(), "xmpp");
+    if (!result.ok) {
+      const detail = result.issues.length ? result.issues.map((i) => `${i.path}: ${i.message}`).join("; ") : result.reason;
+      return router.error(event, result.overloaded ? new StanzaError("resource-constraint", result.reason) : new PubsubError("bad-request", "invalid-payload", detail));
+    }
+    answer(event, xml("pubsub", { xmlns: NS_PUBSUB }, xml("publish", { node }, xml("item", { id: String(result.sample.seq) }))));
+  }
+
+  router.events.on(`iq-get/${service}/${NS_PUBSUB}:pubsub`, (event) => {
+    const op = event.payload!.getChild("items");
+    if (!op) return (router.error(event, new PubsubError("feature-not-implemented", "unsupported", "only <items/> is supported")), true);
+    if (!subscriberCheck(event)) return true;
+    const node = op.attrs.node;
+    if (!nodeExists(node)) return (router.error(event, new StanzaError("item-not-found", `no node '${node ?? ""}'`)), true);
+    const max = Number.parseInt(op.attrs.max_items ?? "", 10);
+    const list = recent.get(node!) ?? [];
+    const shown = Number.isFinite(max) && max > 0 ? list.slice(-max) : list;
+    answer(event, xml("pubsub", { xmlns: NS_PUBSUB }, xml("items", { node }, ...shown.map(itemElement))));
+    return true;
+  });
+
+  router.events.on(`iq-get/${service}/${NS_DISCO_INFO}:query`, (event) => {
+    const node = event.payload!.attrs.node;
+    if (node === undefined) {
+      answer(event, xml("query", { xmlns: NS_DISCO_INFO }, xml("identity", { category: "pubsub", type: "service", name: "Live telemetry" }),
+        ...[NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, `${NS_PUBSUB}#subscribe`, `${NS_PUBSUB}#retrieve-items`, `${NS_PUBSUB}#publish`].map((v) => xml("feature", { var: v }))));
+    } else if (nodeExists(node)) {
+      answer(event, xml("query", { xmlns: NS_DISCO_INFO, node }, xml("identity", { category: "pubsub", type: "leaf" }), xml("feature", { var: NS_PUBSUB })));
+    } else router.error(event, new StanzaError("item-not-found", `no node '${node}'`));
+    return true;
+  });
+
+  router.events.on(`iq-get/${service}/${NS_DISCO_ITEMS}:query`, (event) => {
+    if (event.payload!.attrs.node !== undefined) return (answer(event, xml("query", { xmlns: NS_DISCO_ITEMS, node: event.payload!.attrs.node })), true);
+    const items = [xml("item", { jid: service, node: ALL, name: "all devices" }), ...registry.list("device").map((d) => xml("item", { jid: service, node: `telemetry/${d.name}`, name: d.name }))];
+    answer(event, xml("query", { xmlns: NS_DISCO_ITEMS }, ...items));
+    return true;
+  });
+
+  return { service };
+}

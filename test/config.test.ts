@@ -1,0 +1,353 @@
+// The config file as `switchboard start` and `switchboard check-config` read it
+// (CONTRACT §1), run as real subprocesses: YAML or JSON, validated before anything
+// starts; unknown keys, wrong types and bad values exit non-zero naming the key,
+// and no port is ever opened for a bad config. A good config with port 0 logs one
+// "listening" line with the real ports, which accept connections.
+import t from "tap";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+t.setTimeout(300_000);
+
+type TT = Parameters<Parameters<typeof t.test>[0]>[0];
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+interface Proc {
+  child: ChildProcess;
+  readonly stdout: string;
+  readonly stderr: string;
+  exited: Promise<Run>;
+}
+
+/** The environment a user's shell would give: without tap's loader hooks and settings. */
+function childEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(NODE_OPTIONS|TAP|_TAPJS_|LOG_LEVEL$)/.test(k)) env[k] = v;
+  return env;
+}
+
+function spawnCli(args: string[]): Proc {
+  const started = Date.now();
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], { cwd: ROOT, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  const exited = new Promise<Run>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
+  });
+  return {
+    child,
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    exited,
+  };
+}
+
+const lines = (text: string) => text.split("\n").filter((l) => l.trim() !== "");
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function tempDir(t: TT): string {
+  const dir = mkdtempSync(join(tmpdir(), "sb-config-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A port nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+function kill(p: Proc): void {
+  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+}
+
+/** Waits for the JSON log line with "msg":"listening"; undefined if the process exits or time runs out. */
+async function waitListening(p: Proc, timeoutMs = 30_000): Promise<Array<Record<string, unknown>> | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = lines(p.stdout)
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          return undefined;
+        }
+      })
+      .filter((r): r is Record<string, unknown> => r?.msg === "listening");
+    if (found.length) return found;
+    if (p.child.exitCode !== null || p.child.signalCode !== null || Date.now() > deadline) return undefined;
+    await sleep(50);
+  }
+}
+
+const yamlPorts = (dataDir: string) =>
+  [
+    `dataDir: ${JSON.stringify(dataDir)}`,
+    "xmpp:",
+    "  host: 127.0.0.1",
+    "  port: 0",
+    "mqtt:",
+    "  host: 127.0.0.1",
+    "  port: 0",
+    "  tlsPort: null",
+    "http:",
+    "  host: 127.0.0.1",
+    "  port: 0",
+    "",
+  ].join("\n");
+
+// ---------------------------------------------------------------- bad configs
+
+interface BadCase {
+  name: string;
+  file: string;
+  /** Given the data dir and two free ports the config would otherwise listen on. */
+  text: (dataDir: string, xmppPort: number, httpPort: number) => string;
+  /** What stderr must contain: the key (or the file, when there is no key to name). */
+  names: RegExp[];
+}
+
+const base = (dataDir: string, xp: number, hp: number) =>
+  `dataDir: ${JSON.stringify(dataDir)}\nmqtt: {host: 127.0.0.1, port: 0, tlsPort: null}\nhttp: {host: 127.0.0.1, port: ${hp}}\n`;
+const xmppOk = (xp: number) => `xmpp: {host: 127.0.0.1, port: ${xp}}\n`;
+
+const badCases: BadCase[] = [
+  { name: "unknown top-level key", file: "c.yaml", text: (d, xp, hp) => base(d, xp, hp) + xmppOk(xp) + "colour: blue\n", names: [/colour/] },
+  { name: "unknown nested key (xmpp.prot)", file: "c.yaml", text: (d, xp, hp) => base(d, xp, hp) + `xmpp: {host: 127.0.0.1, port: ${xp}, prot: 5222}\n`, names: [/xmpp\.prot/] },
+  {
+    name: "unknown key two levels down (tsdb.influx.databse)",
+    file: "c.yaml",
+    text: (d, xp, hp) => base(d, xp, hp) + xmppOk(xp) + "tsdb:\n  influx:\n    databse: metrics\n",
+    names: [/tsdb\.influx\.databse/],
+  },
+  { name: "typo in a top-level section (mqqt)", file: "c.yaml", text: (d, xp, hp) => base(d, xp, hp) + xmppOk(xp) + "mqqt: {port: 1884}\n", names: [/mqqt/] },
+  { name: "wrong type (xmpp.port: \"x\")", file: "c.yaml", text: (d, _xp, hp) => base(d, 0, hp) + `xmpp: {host: 127.0.0.1, port: "x"}\n`, names: [/xmpp\.port/] },
+  { name: "port out of range (http.port: 70000)", file: "c.yaml", text: (d, xp) => base(d, xp, 70000) + xmppOk(xp), names: [/http\.port/] },
+  { name: "port out of range (xmpp.port: 70000)", file: "c.yaml", text: (d, _xp, hp) => base(d, 0, hp) + "xmpp: {host: 127.0.0.1, port: 70000}\n", names: [/xmpp\.port/] },
+  { name: "negative port (mqtt.port: -1)", file: "c.yaml", text: (d, xp, hp) => `dataDir: ${JSON.stringify(d)}\nmqtt: {port: -1, tlsPort: null}\nhttp: {host: 127.0.0.1, port: ${hp}}\n` + xmppOk(xp), names: [/mqtt\.port/] },
+  { name: "fractional port (xmpp.port: 5222.5)", file: "c.yaml", text: (d, _xp, hp) => base(d, 0, hp) + "xmpp: {port: 5222.5}\n", names: [/xmpp\.port/] },
+  { name: "wrong type (xmpp.requireTls: \"yes\")", file: "c.yaml", text: (d, xp, hp) => base(d, xp, hp) + `xmpp: {host: 127.0.0.1, port: ${xp}, requireTls: "yes"}\n`, names: [/xmpp\.requireTls/] },
+  { name: "bad enum (tsdb.kind: postgres)", file: "c.yaml", text: (d, xp, hp) => base(d, xp, hp) + xmppOk(xp) + "tsdb: {kind: postgres}\n", names: [/tsdb\.kind/] },
+  { name: "section of the wrong type (xmpp: 5222)", file: "c.yaml", text: (d, _xp, hp) => base(d, 0, hp) + "xmpp: 5222\n", names: [/xmpp/] },
+  { name: "non-positive number (commands.timeoutMs: 0)", file: "c.yaml", text: (d, xp, hp) => base(d, xp, hp) + xmppOk(xp) + "commands: {timeoutMs: 0}\n", names: [/commands\.timeoutMs/] },
+  {
+    name: "invalid YAML",
+    file: "broken.yaml",
+    text: (d, xp, hp) => `dataDir: ${JSON.stringify(d)}\nhttp: {host: 127.0.0.1, port: ${hp}\nxmpp:\n  port: ${xp}\n   host: [\n`,
+    names: [/broken\.yaml/],
+  },
+  {
+    name: "JSON with an unknown nested key",
+    file: "c.json",
+    text: (d, xp, hp) => JSON.stringify({ dataDir: d, xmpp: { host: "127.0.0.1", port: xp, prot: 5222 }, http: { host: "127.0.0.1", port: hp }, mqtt: { host: "127.0.0.1", port: 0, tlsPort: null } }),
+    names: [/xmpp\.prot/],
+  },
+  {
+    name: "JSON with a wrong type",
+    file: "c.json",
+    text: (d, _xp, hp) => JSON.stringify({ dataDir: d, xmpp: { host: "127.0.0.1", port: "x" }, http: { host: "127.0.0.1", port: hp }, mqtt: { host: "127.0.0.1", port: 0, tlsPort: null } }),
+    names: [/xmpp\.port/],
+  },
+  {
+    name: "truncated JSON",
+    file: "truncated.json",
+    text: (d, xp, hp) => JSON.stringify({ dataDir: d, xmpp: { host: "127.0.0.1", port: xp }, http: { host: "127.0.0.1", port: hp } }).slice(0, -3),
+    names: [/truncated\.json/],
+  },
+  { name: "a list instead of a mapping", file: "list.yaml", text: () => "- xmpp\n- http\n", names: [/list\.yaml/] },
+];
+
+for (const c of badCases) {
+  t.test(`start refuses a bad config: ${c.name}`, async (t) => {
+    const dir = tempDir(t);
+    const dataDir = join(dir, "data");
+    const xp = await freePort();
+    const hp = await freePort();
+    const file = join(dir, c.file);
+    writeFileSync(file, c.text(dataDir, xp, hp));
+
+    const p = spawnCli(["start", "--config", file]);
+    t.teardown(() => kill(p));
+    // While it runs, watch the ports the config names: none may ever accept a connection.
+    let opened = false;
+    let exited = false;
+    const watch = (async () => {
+      while (!exited) {
+        if ((await canConnect(xp, 200)) || (await canConnect(hp, 200))) opened = true;
+        await sleep(10);
+      }
+    })();
+    const r = await Promise.race([p.exited, sleep(5000).then(() => null)]);
+    exited = true;
+    await watch;
+    if (!r) {
+      t.fail(`still running after 5 s (stdout: ${p.stdout.slice(0, 500)})`);
+      return;
+    }
+    t.not(r.code, 0, `exits non-zero (code ${r.code})`);
+    t.not(r.code, null, "exits by itself, not by a signal");
+    t.notMatch(r.stdout, /"msg":"listening"/, "never logged listening");
+    t.notOk(opened, "no port was opened");
+    t.notOk(existsSync(join(dataDir, "registry.sqlite")), "no registry was created");
+    const err = lines(r.stderr);
+    t.ok(err.length >= 1, "says why on stderr");
+    for (const n of c.names) t.match(r.stderr, n, `stderr names ${n}`);
+    t.notMatch(r.stderr, /\n\s+at /, "no stack trace");
+
+    // check-config says the same, exit 1.
+    const check = await spawnCli(["check-config", "--config", file]).exited;
+    t.equal(check.code, 1, "check-config exits 1");
+    t.notMatch(check.stdout, /"ok"\s*:\s*true/, "check-config does not say ok");
+    for (const n of c.names) t.match(check.stderr, n, `check-config names ${n}`);
+  });
+}
+
+t.test("start with a config file that does not exist", async (t) => {
+  const dir = tempDir(t);
+  const missing = join(dir, "no-such-config.yaml");
+  const p = spawnCli(["start", "--config", missing]);
+  t.teardown(() => kill(p));
+  const r = await Promise.race([p.exited, sleep(5000).then(() => null)]);
+  if (!r) {
+    t.fail("still running after 5 s");
+    return;
+  }
+  t.not(r.code, 0, "exits non-zero");
+  t.not(r.code, null, "exits by itself");
+  t.notMatch(r.stdout, /listening/, "never listened");
+  t.match(r.stderr, /no-such-config\.yaml/, "names the file");
+  t.equal(lines(r.stderr).length, 1, "one line");
+  const check = await spawnCli(["check-config", "--config", missing]).exited;
+  t.equal(check.code, 1, "check-config exits 1");
+  t.match(check.stderr, /no-such-config\.yaml/);
+});
+
+t.test("every problem in a config is reported, each naming its key", async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, "many.yaml");
+  writeFileSync(file, `dataDir: ${JSON.stringify(join(dir, "data"))}\nxmpp: {prot: 1, port: "x"}\nhttp: {port: 70000}\nfoo: 1\n`);
+  const r = await spawnCli(["check-config", "--config", file]).exited;
+  t.equal(r.code, 1);
+  for (const key of [/xmpp\.prot/, /xmpp\.port/, /http\.port/, /foo/]) t.match(r.stderr, key, `names ${key}`);
+});
+
+// ---------------------------------------------------------------- good configs
+
+async function startGood(t: TT, file: string): Promise<void> {
+  const p = spawnCli(["start", "--config", file]);
+  t.teardown(() => kill(p));
+  const listening = await waitListening(p);
+  if (!listening) {
+    t.fail(`no "listening" line (stdout: ${p.stdout.slice(0, 1000)}, stderr: ${p.stderr.slice(0, 1000)})`);
+    return;
+  }
+  t.equal(listening.length, 1, "exactly one listening line");
+  const rec = listening[0]!;
+  for (const key of ["xmpp", "http"] as const) {
+    t.type(rec[key], "number", `${key} port is a number`);
+    t.ok(Number.isInteger(rec[key]) && (rec[key] as number) > 0 && (rec[key] as number) < 65536, `${key} port ${rec[key]} is a real port, not 0`);
+  }
+  t.ok("mqtt" in rec, "the line reports the mqtt port");
+  t.not(rec.xmpp, rec.http, "distinct ports");
+  t.ok(await canConnect(rec.xmpp as number), "xmpp port accepts TCP connections");
+  t.ok(await canConnect(rec.http as number), "http port accepts TCP connections");
+  if (typeof rec.mqtt === "number") t.ok(await canConnect(rec.mqtt), "mqtt port accepts TCP connections");
+
+  // Every stdout line is one JSON object (pino).
+  for (const line of lines(p.stdout)) t.doesNotThrow(() => JSON.parse(line), `log line is JSON: ${line.slice(0, 80)}`);
+
+  p.child.kill("SIGTERM");
+  const r = await Promise.race([p.exited, sleep(15_000).then(() => null)]);
+  t.ok(r, "exits within 15 s of SIGTERM");
+  t.equal(r?.code, 0, `exit 0 on SIGTERM (stderr: ${p.stderr.trim()})`);
+  t.notOk(await canConnect(rec.xmpp as number), "xmpp port closed after exit");
+  t.notOk(await canConnect(rec.http as number), "http port closed after exit");
+}
+
+t.test("a good YAML config with port 0 starts and logs the real ports", async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, "switchboard.yaml");
+  writeFileSync(file, yamlPorts(join(dir, "data")));
+  await startGood(t, file);
+  t.ok(existsSync(join(dir, "data", "registry.sqlite")), "the registry lives in the configured dataDir");
+});
+
+t.test("a good JSON config works as well as YAML", async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, "switchboard.json");
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        dataDir: join(dir, "data"),
+        xmpp: { host: "127.0.0.1", port: 0 },
+        mqtt: { host: "127.0.0.1", port: 0, tlsPort: null },
+        http: { host: "127.0.0.1", port: 0 },
+      },
+      null,
+      2,
+    ),
+  );
+  await startGood(t, file);
+  t.ok(existsSync(join(dir, "data", "registry.sqlite")), "the registry lives in the configured dataDir");
+});
+
+t.test("check-config prints {ok: true} for good YAML and JSON files", async (t) => {
+  const dir = tempDir(t);
+  const yamlFile = join(dir, "good.yaml");
+  writeFileSync(yamlFile, `domain: iot.example.org\n${yamlPorts(join(dir, "data"))}tsdb:\n  kind: influx\n  influx: {url: "http://127.0.0.1:8086", database: fleet}\n  batchSize: 100\n  flushMs: 250\ncommands: {timeoutMs: 3000}\n`);
+  const jsonFile = join(dir, "good.json");
+  writeFileSync(jsonFile, JSON.stringify({ domain: "iot.example.org", dataDir: join(dir, "data"), xmpp: { port: 5222, requireTls: false, maxStanzaBytes: 131072 }, mqtt: { tlsPort: null, maxPacketBytes: 1024 } }));
+  const emptyFile = join(dir, "empty.yaml");
+  writeFileSync(emptyFile, "");
+  for (const file of [yamlFile, jsonFile, emptyFile]) {
+    const r = await spawnCli(["check-config", "--config", file]).exited;
+    t.equal(r.code, 0, `${file.slice(dir.length)}: exit 0 (${r.stderr.trim()})`);
+    t.equal(r.stderr, "", "nothing on stderr");
+    const out = lines(r.stdout);
+    t.equal(out.length, 1, "one line");
+    const parsed = JSON.parse(out[0] ?? "null") as Record<string, unknown>;
+    t.equal(parsed.ok, true, '{"ok":true,...}');
+  }
+  t.notOk(existsSync(join(dir, "data")), "check-config creates nothing");
+});
