@@ -7,6 +7,19 @@ import { loadConfig, ConfigError, type Config } from "./config.js";
 import { openSqliteRegistry } from "./registry/sqlite.js";
 import type { Registry } from "./registry/registry.js";
 import { addAccount, importAccounts, parseImport, ProvisionError } from "./provision.js";
+import { deviceType, deviceTypeNames, deviceTypes } from "../devices/index.js";
+import { exportSchema } from "./schema-export.js";
+import { openSqliteStore } from "./telemetry/sqlite-store.js";
+import { createInfluxStore } from "./telemetry/influx-store.js";
+
+/** `--since 1h` (s, m, h, d) or an ISO 8601 time → epoch ms. */
+function parseSince(text: string): number {
+  const m = /^(\d+)(s|m|h|d)$/.exec(text);
+  if (m) return Date.now() - Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) throw new UsageError(`--since must be a duration like 30m, 1h, 2d or an ISO 8601 time, not '${text}'`);
+  return t;
+}
 
 const USAGE = `usage:
   switchboard start [--config FILE]
@@ -15,7 +28,9 @@ const USAGE = `usage:
   switchboard device list [--json] [--config FILE]
   switchboard device remove <id> [--config FILE]
   switchboard device import FILE [--accounts] [--config FILE]
-  switchboard account add <name> --role service|operator [--password P] [--config FILE]`;
+  switchboard account add <name> --role service|operator [--password P] [--config FILE]
+  switchboard schema export [--type T]
+  switchboard telemetry <id> [--since 1h] [--limit N] [--json] [--config FILE]`;
 
 class UsageError extends Error {}
 
@@ -31,6 +46,8 @@ function args(argv: string[]) {
       password: { type: "string" },
       json: { type: "boolean" },
       accounts: { type: "boolean" },
+      since: { type: "string" },
+      limit: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -52,6 +69,8 @@ const COMMANDS: Record<string, { options: string[]; words: number }> = {
   "device list": { options: ["config", "json"], words: 2 },
   "device remove": { options: ["config"], words: 3 },
   "device import": { options: ["config", "accounts"], words: 3 },
+  "schema export": { options: ["config", "type"], words: 2 },
+  telemetry: { options: ["config", "since", "limit", "json"], words: 2 },
 };
 
 function checkUsage(name: string, values: Record<string, unknown>, positionals: string[]): void {
@@ -78,7 +97,8 @@ async function run(argv: string[]): Promise<number> {
     return value;
   };
 
-  const name = `${command} ${command === "start" || command === "check-config" ? "" : (sub ?? "")}`.trim();
+  const single = command === "start" || command === "check-config" || command === "telemetry";
+  const name = `${command} ${single ? "" : (sub ?? "")}`.trim();
   checkUsage(name, values, positionals);
   switch (name) {
     case "start": {
@@ -135,6 +155,32 @@ async function run(argv: string[]): Promise<number> {
       const started = Date.now();
       const count = await withRegistry(config, (r) => importAccounts(r, rows, iterations));
       print({ imported: count, kind: values.accounts ? "accounts" : "devices", ms: Date.now() - started });
+      return 0;
+    }
+    case "schema export": {
+      if (values.type && !deviceType(values.type)) throw new UsageError(`unknown device type '${values.type}' (known: ${deviceTypeNames.join(", ")})`);
+      const all = Object.fromEntries(deviceTypes.map((t) => [t.name, exportSchema(t)]));
+      print(values.type ? all[values.type] : all);
+      return 0;
+    }
+    case "telemetry": {
+      const id = need(sub, "<id>");
+      const limit = values.limit === undefined ? 1000 : Number.parseInt(values.limit, 10);
+      if (!(limit > 0)) throw new UsageError(`--limit must be a positive number`);
+      const since = parseSince(values.since ?? "1h");
+      const rows = await withRegistry(config, async (r) => {
+        const account = r.get(id);
+        const type = account?.role === "device" ? deviceType(account.type) : undefined;
+        if (!type) throw new ProvisionError("SB_ERR_NOT_FOUND", `no device '${id}'`);
+        const store = config.tsdb.kind === "influx" ? createInfluxStore(config.tsdb.influx) : openSqliteStore({ dataDir: resolve(config.dataDir) });
+        try {
+          return await store.query(id, type.measurement, since, Date.now() + 86_400_000, limit);
+        } finally {
+          await store.close();
+        }
+      });
+      if (values.json) print(rows.map((s) => ({ ts: new Date(s.time).toISOString(), ...s.tags, ...s.fields })));
+      else process.stdout.write(rows.map((s) => `${new Date(s.time).toISOString()}  ${Object.entries({ ...s.tags, ...s.fields }).map(([k, v]) => `${k}=${v}`).join(" ")}`).join("\n") + (rows.length ? "\n" : ""));
       return 0;
     }
     default:

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { createCredentials } from "./auth/credentials.js";
 import { NAME_PATTERN, RegistryError, type NewAccount, type Registry, type Role } from "./registry/registry.js";
-import { deviceTypeNames, isDeviceType } from "../devices/index.js";
+import { deviceTypeNames } from "../devices/index.js";
 
 export class ProvisionError extends Error {
   constructor(
@@ -18,7 +18,9 @@ export class ProvisionError extends Error {
 
 const name = z.string().regex(NAME_PATTERN, "must match [a-z0-9][a-z0-9._-]{0,63}");
 const password = z.string().min(1, "must not be empty").max(1024, "is longer than 1024 characters");
-const deviceType = z.string().refine(isDeviceType, { error: (issue) => `unknown device type '${String(issue.input)}' (known: ${deviceTypeNames.join(", ")})` });
+const typeOf = (known: readonly string[]) =>
+  z.string().refine((v) => known.includes(v), { error: (issue) => `unknown device type '${String(issue.input)}' (known: ${known.join(", ")})` });
+const deviceType = typeOf(deviceTypeNames);
 const personRole = z.enum(["service", "operator"], { error: "must be 'service' or 'operator'" });
 
 const deviceRow = z.strictObject({ id: name, type: deviceType, password });
@@ -40,18 +42,19 @@ export interface ProvisionInput {
 }
 
 /** Validates one account and returns it with its password (generated when not given). */
-export function checkAccount(input: ProvisionInput): { name: string; role: Role; type: string | null; password: string } {
+export function checkAccount(input: ProvisionInput, knownTypes?: readonly string[]): { name: string; role: Role; type: string | null; password: string } {
   const pw = input.password ?? generatePassword();
+  const devices = knownTypes ? deviceRow.extend({ type: typeOf(knownTypes) }) : deviceRow;
   const parsed =
     input.role === "device"
-      ? deviceRow.safeParse({ id: input.name, type: input.type ?? "", password: pw })
+      ? devices.safeParse({ id: input.name, type: input.type ?? "", password: pw })
       : accountRow.safeParse({ name: input.name, role: input.role, password: pw });
   if (!parsed.success) throw new ProvisionError("SB_ERR_INPUT", firstIssue(parsed.error));
   return { name: input.name, role: input.role, type: input.role === "device" ? input.type : null, password: pw };
 }
 
-export async function addAccount(registry: Registry, input: ProvisionInput, iterations: number) {
-  const account = checkAccount(input);
+export async function addAccount(registry: Registry, input: ProvisionInput, iterations: number, knownTypes?: readonly string[]) {
+  const account = checkAccount(input, knownTypes);
   if (registry.get(account.name)) throw new ProvisionError("SB_ERR_DUPLICATE", `'${account.name}' already exists`);
   const credentials = await createCredentials(account.password, iterations);
   try {

@@ -9,6 +9,7 @@ import { createLogger } from "../../src/log.js";
 import { startBroker, type Broker } from "../../src/index.js";
 import { addAccount } from "../../src/provision.js";
 import type { Role } from "../../src/registry/registry.js";
+import type { DeviceType } from "../../devices/index.js";
 
 export interface TestAccount {
   name: string;
@@ -26,8 +27,8 @@ export interface TestBroker extends Broker {
   close(): Promise<void>;
 }
 
-export async function startTestBroker(overrides: Record<string, unknown> = {}, accounts: TestAccount[] = []): Promise<TestBroker> {
-  const dataDir = mkdtempSync(join(tmpdir(), "sb-test-"));
+export async function startTestBroker(overrides: Record<string, unknown> = {}, accounts: TestAccount[] = [], options: { deviceTypes?: readonly DeviceType[]; dataDir?: string } = {}): Promise<TestBroker> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "sb-test-"));
   const { xmpp, http, mqtt, ...rest } = overrides as Record<string, Record<string, unknown> | undefined>;
   const config = parseConfig({
     dataDir,
@@ -43,11 +44,11 @@ export async function startTestBroker(overrides: Record<string, unknown> = {}, a
       done();
     },
   });
-  const broker = await startBroker(config, { log: createLogger(sink) });
+  const broker = await startBroker(config, { log: createLogger(sink), deviceTypes: options.deviceTypes });
   const add = async (a: TestAccount) => {
-    await addAccount(broker.registry, { name: a.name, role: a.role, type: a.type ?? null, password: a.password }, config.auth.scramIterations);
+    await addAccount(broker.registry, { name: a.name, role: a.role, type: a.type ?? null, password: a.password }, config.auth.scramIterations, options.deviceTypes?.map((t) => t.name));
   };
-  for (const a of accounts) await add(a);
+  for (const a of accounts) if (!broker.registry.get(a.name)) await add(a);
   return {
     ...broker,
     config,
