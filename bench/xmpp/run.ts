@@ -169,18 +169,30 @@ async function loginRate(c: Ctx, concurrency: number): Promise<number> {
   return rs.reduce((a, r) => a + r.count, 0) / Math.max(...rs.map((r) => r.seconds));
 }
 
-/** Logins, throughput and latency, on a freshly started server. */
+/**
+ * Throughput, latency, then logins, on a freshly started server. Routing
+ * goes first: after a few thousand logins and logouts Prosody routes at
+ * less than half its fresh rate for minutes (its Lua heap stays large),
+ * and a routing figure should not depend on what ran before it.
+ */
 async function speed(c: Ctx): Promise<SpeedResult> {
-  const { peer, srv, gens } = c;
-  const genPids = gens.map((g) => g.proc.pid!);
   const foreign = new ForeignCpu();
-
+  const routing = await route(c);
+  await waitQuiet();
   const loginsSeq = await loginRate(c, 1);
   await waitQuiet();
   const loginsPar = await loginRate(c, P.loginConcurrency);
-  log(`${peer.name}: logins/s sequential ${fmt(loginsSeq)}, ${P.loginConcurrency} parallel ${fmt(loginsPar)}`);
-  await waitQuiet();
+  log(`${c.peer.name}: logins/s sequential ${fmt(loginsSeq)}, ${P.loginConcurrency} parallel ${fmt(loginsPar)}`);
+  const foreignCpuPct = foreign.pct();
+  if (foreignCpuPct > 15) log(`WARNING: other processes used ${fmt(foreignCpuPct)}% of a core during this run`);
+  return { ...routing, loginsSeq, loginsPar, foreignCpuPct };
+}
 
+type RouteResult = Omit<SpeedResult, 'loginsSeq' | 'loginsPar' | 'foreignCpuPct'>;
+
+async function route(c: Ctx): Promise<RouteResult> {
+  const { peer, srv, gens } = c;
+  const genPids = gens.map((g) => g.proc.pid!);
   // 50 sender→receiver pairs, shared out over the generators.
   const pairs: [string, string][] = Array.from({ length: P.pairs }, (_, i) => [pairUsers[2 * i]!, pairUsers[2 * i + 1]!]);
   await Promise.all(split(pairs, gens.length).map((p, i) => gens[i]!.call({ op: 'pairs', ...c.base, pairs: p })));
@@ -218,9 +230,7 @@ async function speed(c: Ctx): Promise<SpeedResult> {
     const l = { p50: percentile(all, 50), p99: percentile(all, 99), p999: percentile(all, 99.9), latencyRate: sent / secs, lost };
     log(`${peer.name}: at ${fmt(l.latencyRate)}/s p50 ${fmt(l.p50, 2)} ms, p99 ${fmt(l.p99, 2)} ms, ` +
       `p99.9 ${fmt(l.p999, 2)} ms, lost ${lost}`);
-    const foreignCpuPct = foreign.pct();
-    if (foreignCpuPct > 15) log(`WARNING: other processes used ${fmt(foreignCpuPct)}% of a core during this run`);
-    return { throughput, cpuUsPerStanza, serverCpuPct, genCpuPct, ...l, loginsSeq, loginsPar, foreignCpuPct };
+    return { throughput, cpuUsPerStanza, serverCpuPct, genCpuPct, ...l };
   } finally {
     await Promise.all(gens.map((g) => g.call({ op: 'closePairs' })));
   }
