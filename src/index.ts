@@ -14,6 +14,7 @@ import { listenTcp } from "./xmpp/tcp.js";
 import { StreamError } from "./xmpp/errors.js";
 import { createDeviceAgent } from "./xmpp/modules/device-agent.js";
 import { pubsubModule } from "./xmpp/modules/pubsub.js";
+import { sensorDataModule } from "./xmpp/modules/sensordata.js";
 import { startHttp } from "./http/server.js";
 import { openSpool } from "./telemetry/spool.js";
 import { openSqliteStore } from "./telemetry/sqlite-store.js";
@@ -79,6 +80,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   });
   const agent = createDeviceAgent({ router: xmpp.router });
   pubsubModule({ router: xmpp.router, registry, ingest, disco: xmpp.disco });
+  sensorDataModule({ router: xmpp.router, registry, agent, ingest, store, deviceType });
 
   const listeners: Array<{ close(error: StreamError): Promise<void> }> = [];
   const closeStores = async () => {
@@ -114,7 +116,13 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
       log,
     );
     listeners.push(c2s);
-    const http = await startHttp({ host: config.http.host, port: config.http.port, log, ready: () => ({ ok: true }), upgrades: { "/mqtt": mqttWs.upgrade } });
+    // Ready while the store keeps up, or while the spool still has room for its backlog.
+    const ready = () => {
+      const backlog = { spooled: spool.depth, spoolBytes: spool.bytes, storeFailing: drainer.state.failing, lastError: drainer.state.lastError };
+      const full = spool.bytes >= config.tsdb.spoolMaxBytes * 0.95;
+      return full ? { ok: false, reason: "telemetry spool nearly full", ...backlog } : { ok: true, ...backlog };
+    };
+    const http = await startHttp({ host: config.http.host, port: config.http.port, log, ready, upgrades: { "/mqtt": mqttWs.upgrade } });
     listeners.unshift({ close: () => (mqttWs.close(), http.close()) });
 
     const ports = { xmpp: c2s.port, mqtt: mqtt.ports.mqtt, mqttTls: mqtt.ports.mqttTls, http: http.port };

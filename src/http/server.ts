@@ -16,7 +16,7 @@ export async function startHttp(opts: {
   host: string;
   port: number;
   log: Logger;
-  ready: () => { ok: boolean; reason?: string };
+  ready: () => { ok: boolean; reason?: string; [detail: string]: unknown };
   /** WebSocket endpoints by path (`/mqtt`, later `/xmpp-websocket`). */
   upgrades?: Record<string, UpgradeHandler>;
 }): Promise<HttpListener> {
@@ -29,8 +29,8 @@ export async function startHttp(opts: {
     const routes: Record<string, () => void> = {
       "/healthz": () => json(res, 200, { status: "ok" }),
       "/readyz": () => {
-        const state = opts.ready();
-        json(res, state.ok ? 200 : 503, state.ok ? { status: "ready" } : { status: "not ready", reason: state.reason });
+        const { ok, ...detail } = opts.ready();
+        json(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready", ...detail });
       },
     };
     const route = path ? routes[path] : undefined;

@@ -105,3 +105,24 @@ t.test("XMPP devices publish to their pubsub node; subscribers get XEP-0335 item
   op.close();
   door.close();
 });
+
+t.test("XEP-0323 read-outs: momentary from the last sample, historical from InfluxDB", async (t) => {
+  const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { clientId: "dev1", username: "dev1", password: "pw3", reconnectPeriod: 0 });
+  await dev.publishAsync("devices/dev1/telemetry", JSON.stringify({ temperature: 23.25, humidity: 41, ts: 1_700_000_100_000 }), { qos: 1 });
+  const op = await RawClient.connect(broker.ports.xmpp);
+  await op.login("op1", "pw1", { resource: "r" });
+  op.send("<iq type='get' id='m1' to='dev1@localhost/mqtt'><req xmlns='urn:xmpp:iot:sensordata' seqnr='7' momentary='true'/></iq>");
+  t.match((await op.expect(/<iq[^>]*id="m1".*?<\/iq>/s))[0], /<accepted xmlns="urn:xmpp:iot:sensordata" seqnr="7"\/>/);
+  const fields = (await op.expect(/<message[^>]*>.*?<\/message>/s))[0];
+  t.match(fields, /from="dev1@localhost\/mqtt"/);
+  t.match(fields, /<fields xmlns="urn:xmpp:iot:sensordata" seqnr="7" done="true"><node nodeId="dev1"><timestamp value="2023-11-14T22:15:00.000Z">/);
+  t.match(fields, /<numeric name="temperature" automaticReadout="true" momentary="true" value="23.25" unit="°C"\/>/);
+  await waitFor(async () => (await influx.count("thermostat", DB)) >= 2 || undefined);
+  op.send("<iq type='get' id='h1' to='dev1@localhost'><req xmlns='urn:xmpp:iot:sensordata' seqnr='8' historical='true' from='2023-11-14T00:00:00Z' to='2023-11-15T00:00:00Z'/></iq>");
+  t.match((await op.expect(/<iq[^>]*id="h1".*?<\/iq>/s))[0], /<accepted /);
+  const history = (await op.expect(/<message[^>]*>.*?<\/message>/s))[0];
+  t.equal((history.match(/<timestamp /g) ?? []).length, 2, "both stored samples of that day");
+  t.match(history, /value="21.5"/);
+  op.close();
+  await dev.endAsync();
+});
