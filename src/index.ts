@@ -14,6 +14,8 @@ import { listenTcp } from "./xmpp/tcp.js";
 import { StreamError } from "./xmpp/errors.js";
 import { createDeviceAgent } from "./xmpp/modules/device-agent.js";
 import { pubsubModule } from "./xmpp/modules/pubsub.js";
+import { adhocModule, type CommandRunner } from "./xmpp/modules/adhoc.js";
+import { createDispatcher, type Dispatcher } from "./commands/dispatch.js";
 import { sensorDataModule } from "./xmpp/modules/sensordata.js";
 import { startHttp } from "./http/server.js";
 import { openSpool } from "./telemetry/spool.js";
@@ -37,6 +39,9 @@ export interface Broker {
   ingest: Ingest;
   drainer: Drainer;
   store: TelemetryStore;
+  dispatcher: Dispatcher;
+  commands: CommandRunner;
+  commandOutcomes: Map<string, number>;
   stop(): Promise<void>;
 }
 
@@ -79,6 +84,26 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     log,
   });
   const agent = createDeviceAgent({ router: xmpp.router });
+  const devicesOnMqtt = mqttPresence({ router: xmpp.router, presence: xmpp.presence, agent });
+  let publishCommand: (topic: string, payload: unknown) => Promise<void> = () => Promise.reject(new Error("MQTT is not running"));
+  const dispatcher = createDispatcher({ publish: (topic, payload) => publishCommand(topic, payload), isOnline: devicesOnMqtt.isOnline });
+  devicesOnMqtt.onOffline((device) => dispatcher.offline(device));
+  const commandOutcomes = new Map<string, number>();
+  const commands = adhocModule({
+    router: xmpp.router,
+    registry,
+    agent,
+    disco: xmpp.disco,
+    dispatcher,
+    deviceType,
+    defaultTimeoutMs: config.commands.timeoutMs,
+    // Issue 5 §7: one JSON line per command, and a count per outcome.
+    audit: (entry) => {
+      commandOutcomes.set(entry.outcome, (commandOutcomes.get(entry.outcome) ?? 0) + 1);
+      log.info({ ...entry, latencyMs: Math.round(entry.latencyMs * 100) / 100 }, "command");
+    },
+    log,
+  });
   pubsubModule({ router: xmpp.router, registry, ingest, disco: xmpp.disco });
   sensorDataModule({ router: xmpp.router, registry, agent, ingest, store, deviceType });
 
@@ -94,11 +119,13 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
       options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, tls: tls.context },
       auth,
       limiter,
-      presence: mqttPresence({ router: xmpp.router, presence: xmpp.presence, agent }),
+      presence: devicesOnMqtt,
       telemetry: (device, payload) => ingest.ingest(device, payload, "mqtt"),
+      onReply: (device, payload) => dispatcher.reply(device, payload),
       log,
     });
     listeners.push({ close: () => mqtt.close() });
+    publishCommand = (topic, payload) => mqtt.publish(topic, payload, 1);
     // MQTT subscribers see samples from every protocol; MQTT's own are forwarded by aedes.
     ingest.onSample((sample, source) => {
       if (source !== "mqtt") void mqtt.publish(deviceTopic(sample.device, "telemetry"), sampleJson(sample)).catch(() => {});
@@ -137,6 +164,9 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
       ingest,
       drainer,
       store,
+      dispatcher,
+      commands,
+      commandOutcomes,
       async stop() {
         if (stopped) return;
         stopped = true;

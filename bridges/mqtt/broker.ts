@@ -58,8 +58,17 @@ const listen = (server: net.Server, port: number, host: string) =>
     });
   });
 
-export async function startMqtt(deps: { options: MqttOptions; auth: Authenticator; limiter: FailureLimiter; presence: MqttPresence; telemetry: TelemetrySink; log: Logger }): Promise<MqttBroker> {
-  const { options, auth, limiter, presence, telemetry, log } = deps;
+export async function startMqtt(deps: {
+  options: MqttOptions;
+  auth: Authenticator;
+  limiter: FailureLimiter;
+  presence: MqttPresence;
+  telemetry: TelemetrySink;
+  /** A device's message on its replies topic (command results). */
+  onReply: (device: string, payload: Buffer) => void;
+  log: Logger;
+}): Promise<MqttBroker> {
+  const { options, auth, limiter, presence, telemetry, onReply, log } = deps;
   const accounts = new WeakMap<Client, Account>();
   const keepaliveExpired = new WeakSet<Client>();
   const counters: MqttCounters = { rejectedPackets: 0, droppedPublishes: 0, refusedSubscriptions: 0, authFailures: 0 };
@@ -101,6 +110,10 @@ export async function startMqtt(deps: { options: MqttOptions; auth: Authenticato
       const denied = publishDenied(account, packet.topic);
       if (denied) {
         drop(client, account, packet, { error: denied, issues: [] });
+        return done(null);
+      }
+      if (account.role === "device" && packet.topic === deviceTopic(account.name, "replies")) {
+        onReply(account.name, packet.payload as Buffer);
         return done(null);
       }
       if (account.role !== "device" || packet.topic !== deviceTopic(account.name, "telemetry")) return done(null);

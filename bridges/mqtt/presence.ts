@@ -26,6 +26,9 @@ export interface MqttPresence {
   disconnected(account: Account, connection: MqttConnection, status: string): void;
   /** How many MQTT devices are online. */
   readonly online: number;
+  isOnline(device: string): boolean;
+  /** Called when a device's MQTT presence ends (not on a takeover). */
+  onOffline(listener: (device: string) => void): void;
 }
 
 interface Entry {
@@ -38,6 +41,7 @@ interface Entry {
 export function mqttPresence(deps: { router: Router; presence: PresenceService; agent: DeviceAgent }): MqttPresence {
   const { router, presence, agent } = deps;
   const entries = new Map<string, Entry>();
+  const offlineListeners: Array<(device: string) => void> = [];
 
   function newSession(account: Account, entry: () => Entry): Session {
     const jid = new JID(account.name, router.domain, MQTT_RESOURCE);
@@ -60,6 +64,7 @@ export function mqttPresence(deps: { router: Router; presence: PresenceService; 
   function end(name: string, entry: Entry, status: string): void {
     entries.delete(name);
     if (router.sessions.remove(entry.session)) presence.ended(entry.session, status);
+    for (const listener of offlineListeners) listener(name);
   }
 
   return {
@@ -100,5 +105,7 @@ export function mqttPresence(deps: { router: Router; presence: PresenceService; 
     get online() {
       return entries.size;
     },
+    isOnline: (device) => entries.get(device)?.connection != null || entries.get(device)?.successor != null,
+    onOffline: (listener) => void offlineListeners.push(listener),
   };
 }

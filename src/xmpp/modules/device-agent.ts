@@ -8,12 +8,13 @@ import type { Session } from "../sessions.js";
 import { NS_DISCO_INFO } from "./disco.js";
 import { NS_PING } from "./ping.js";
 
-export type AgentHandler = (session: Session, iq: Element, payload: Element) => Element | StanzaError | Promise<Element | StanzaError>;
+/** Returns the reply, or null to let the next handler of the same payload answer. */
+export type AgentHandler = (session: Session, iq: Element, payload: Element) => Element | StanzaError | null | Promise<Element | StanzaError | null>;
 
 export interface DeviceAgent {
   /** Delivers a stanza addressed to a proxied device session. */
   deliver(session: Session, stanza: Element): void;
-  /** Answers IQ get/set whose payload is `<name xmlns=ns>`. */
+  /** Answers IQ get/set whose payload is `<name xmlns=ns>`; later handlers are asked first. */
   handle(type: "get" | "set", ns: string, name: string, handler: AgentHandler): void;
   /** disco#info features of proxied devices. */
   addFeature(feature: string): void;
@@ -21,7 +22,7 @@ export interface DeviceAgent {
 
 export function createDeviceAgent(deps: { router: Router }): DeviceAgent {
   const { router } = deps;
-  const handlers = new Map<string, AgentHandler>();
+  const handlers = new Map<string, AgentHandler[]>();
   const features = new Set([NS_DISCO_INFO, NS_PING]);
 
   function send(reply: Element): void {
@@ -50,14 +51,17 @@ export function createDeviceAgent(deps: { router: Router }): DeviceAgent {
         const type = stanza.attrs.type;
         if (type !== "get" && type !== "set") return; // results of the broker's own requests: handled by their senders
         const payload = stanza.getChildElements()[0]!;
-        const handler = handlers.get(`${type} ${payload.attrs.xmlns ?? ""} ${payload.name}`);
-        if (!handler) return respond(session, stanza, new StanzaError("service-unavailable"));
-        Promise.resolve()
-          .then(() => handler(session, stanza, payload))
-          .then(
-            (outcome) => respond(session, stanza, outcome),
-            () => respond(session, stanza, new StanzaError("internal-server-error")),
-          );
+        const list = handlers.get(`${type} ${payload.attrs.xmlns ?? ""} ${payload.name}`) ?? [];
+        (async () => {
+          for (const handler of list) {
+            const outcome = await handler(session, stanza, payload);
+            if (outcome) return outcome;
+          }
+          return new StanzaError("service-unavailable");
+        })().then(
+          (outcome) => respond(session, stanza, outcome),
+          () => respond(session, stanza, new StanzaError("internal-server-error")),
+        );
         return;
       }
       // A person writing to a device that does not speak XMPP (RFC 6121 §8.5.3.1 lets us refuse).
@@ -68,7 +72,8 @@ export function createDeviceAgent(deps: { router: Router }): DeviceAgent {
       }
     },
     handle(type, ns, name, handler) {
-      handlers.set(`${type} ${ns} ${name}`, handler);
+      const key = `${type} ${ns} ${name}`;
+      handlers.set(key, [handler, ...(handlers.get(key) ?? [])]);
     },
     addFeature: (feature) => void features.add(feature),
   };
