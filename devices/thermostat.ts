@@ -12,4 +12,5 @@ export default defineDeviceType({
   measurement: "thermostat",
   tags: [],
   units: { temperature: "°C", humidity: "%", battery: "V", setpoint: "°C" },
+  control: { setpoint: { command: "set_setpoint", param: "value" } },
 });

@@ -22,6 +22,11 @@ export interface DeviceType {
   tags: readonly string[];
   /** Unit of each telemetry key, for people and for read-outs. */
   units: Record<string, string>;
+  /**
+   * XEP-0325 (control) parameters, compatibility support: each maps a control
+   * parameter name onto one parameter of one of the commands above.
+   */
+  control?: Record<string, { command: string; param: string }>;
 }
 
 export const defineDeviceType = (type: DeviceType): DeviceType => type;

@@ -17,6 +17,7 @@ import { pubsubModule } from "./xmpp/modules/pubsub.js";
 import { adhocModule, type CommandRunner } from "./xmpp/modules/adhoc.js";
 import { createDispatcher, type Dispatcher } from "./commands/dispatch.js";
 import { sensorDataModule } from "./xmpp/modules/sensordata.js";
+import { controlModule } from "./xmpp/modules/control.js";
 import { startHttp } from "./http/server.js";
 import { openSpool } from "./telemetry/spool.js";
 import { openSqliteStore } from "./telemetry/sqlite-store.js";
@@ -106,6 +107,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   });
   pubsubModule({ router: xmpp.router, registry, ingest, disco: xmpp.disco });
   sensorDataModule({ router: xmpp.router, registry, agent, ingest, store, deviceType });
+  controlModule({ router: xmpp.router, registry, agent, commands, deviceType });
 
   const listeners: Array<{ close(error: StreamError): Promise<void> }> = [];
   const closeStores = async () => {

@@ -205,3 +205,19 @@ t.test("1,000 commands in flight to one device: each gets its own outcome", asyn
   svc.close();
   await dev.endAsync();
 });
+
+t.test("XEP-0325 set maps onto the type's commands, validated the same way", async (t) => {
+  const seen: unknown[] = [];
+  const dev = await device("th1", "pw4", (command, req) => {
+    seen.push({ command, params: req.params });
+    return { id: req.id, ok: true, result: { setpoint: req.params.value } };
+  });
+  const ok = await iq("<set xmlns='urn:xmpp:iot:control'><double name='setpoint' value='22.5'/></set>", "th1@localhost/mqtt");
+  t.match(ok, /<setResponse xmlns="urn:xmpp:iot:control" responseCode="OK"\/>/);
+  t.same(seen, [{ command: "set_setpoint", params: { value: 22.5 } }]);
+  t.match(await iq("<set xmlns='urn:xmpp:iot:control'><double name='setpoint' value='50'/></set>"), /<bad-request .*value: Too big/s);
+  t.match(await iq("<set xmlns='urn:xmpp:iot:control'><boolean name='turbo' value='true'/></set>"), /<bad-request .*turbo: not a control parameter/s);
+  t.match(await iq("<set xmlns='urn:xmpp:iot:control'><double name='setpoint' value='hot'/></set>"), /<bad-request .*is not a number/s);
+  await dev.endAsync();
+  t.match(await iq("<set xmlns='urn:xmpp:iot:control'><double name='setpoint' value='20'/></set>"), /<recipient-unavailable /);
+});

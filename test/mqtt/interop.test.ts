@@ -9,6 +9,7 @@
 // A missing Debian tool is a failure, never a skip.
 import t, { type Test } from "tap";
 import net from "node:net";
+import { readFileSync } from "node:fs";
 import { spawn, spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -321,6 +322,23 @@ t.test("mqtt package over WebSocket at /mqtt on the HTTP port", async (t) => {
   await withTimeout(svc.c.endAsync(), "service disconnects");
 });
 
+t.test("mqtt package over TLS (mqtt.tlsPort, the broker's certificate as the only CA)", async (t) => {
+  const ca = readFileSync(join(broker.dataDir, "tls", "cert.pem"));
+  const svc = await service();
+  await withTimeout(svc.c.subscribeAsync("devices/+/telemetry", { qos: 1 }), "service subscribes");
+  const secure = await connect(`mqtts://localhost:${broker.ports.mqttTls}`, { clientId: "dev3", username: "dev3", password: pw("dev3"), ca, rejectUnauthorized: true }).catch(
+    (err: Error) => err,
+  );
+  if (secure instanceof Error) {
+    t.fail(`TLS connect to mqtt.tlsPort failed: ${secure.message}`);
+    await withTimeout(svc.c.endAsync(), "service disconnects");
+    return;
+  }
+  await stillServing(t, secure, svc, "dev3", 22.5);
+  await withTimeout(secure.c.endAsync(), "dev3 disconnects");
+  await withTimeout(svc.c.endAsync(), "service disconnects");
+});
+
 // ---------------------------------------------------------------- mosquitto-clients
 
 t.test("Debian mosquitto_pub / mosquitto_sub over TLS with --cafile", async (t) => {
@@ -336,18 +354,26 @@ t.test("Debian mosquitto_pub / mosquitto_sub over TLS with --cafile", async (t) 
   const svc = await service();
   await withTimeout(svc.c.subscribeAsync("devices/+/telemetry", { qos: 1 }), "service subscribes");
 
-  // mosquitto_pub, QoS 1, verifying the broker's certificate for 'localhost'.
+  // Plain TCP first, so that a TLS problem does not hide everything else.
+  const plain = telemetry(20.5);
+  const tcp = await run("mosquitto_pub", ["-h", "127.0.0.1", "-p", String(mqttPort()), "-i", "dev1", "-u", "dev1", "-P", pw("dev1"), "-t", "devices/dev1/telemetry", "-m", plain, "-q", "1"]);
+  t.equal(tcp.code, 0, `mosquitto_pub over TCP exits 0 (stderr: ${tcp.stderr.trim()})`);
+  if (tcp.code === 0) await svc.wait("mosquitto_pub's telemetry over TCP", (m) => m.topic === "devices/dev1/telemetry" && m.payload === plain);
+
+  // mosquitto_pub, QoS 1, over TLS, verifying the broker's certificate for 'localhost'.
   const payload = telemetry(21);
   const ok = await run("mosquitto_pub", [...tlsArgs, "-i", "dev1", "-u", "dev1", "-P", pw("dev1"), "-t", "devices/dev1/telemetry", "-m", payload, "-q", "1"]);
-  t.equal(ok.code, 0, `mosquitto_pub exits 0 (stderr: ${ok.stderr.trim()})`);
-  const got = await svc.wait("mosquitto_pub's telemetry at the service", (m) => m.topic === "devices/dev1/telemetry" && m.payload === payload);
-  t.ok(got, "the service subscribed with the mqtt package receives it");
+  t.equal(ok.code, 0, `mosquitto_pub over TLS exits 0 (stderr: ${ok.stderr.trim()})`);
+  if (ok.code === 0) {
+    await svc.wait("mosquitto_pub's telemetry at the service", (m) => m.topic === "devices/dev1/telemetry" && m.payload === payload);
+    t.pass("the service subscribed with the mqtt package receives it");
+  }
 
   // The bare JID as user name works from mosquitto_pub too.
   const payload2 = telemetry(21.25);
   const ok2 = await run("mosquitto_pub", [...tlsArgs, "-i", "dev1", "-u", "dev1@localhost", "-P", pw("dev1"), "-t", "devices/dev1/telemetry", "-m", payload2, "-q", "1"]);
   t.equal(ok2.code, 0, `mosquitto_pub with the bare JID exits 0 (stderr: ${ok2.stderr.trim()})`);
-  await svc.wait("the second telemetry", (m) => m.payload === payload2);
+  if (ok2.code === 0) await svc.wait("the second telemetry", (m) => m.payload === payload2);
 
   // Wrong password: refused with 4 (bad user name or password) or 5 (not authorised).
   const bad = await run("mosquitto_pub", [...tlsArgs, "-i", "dev1", "-u", "dev1", "-P", "wrong", "-t", "devices/dev1/telemetry", "-m", telemetry(1), "-q", "1"]);
@@ -380,7 +406,10 @@ t.test("Debian mosquitto_pub / mosquitto_sub over TLS with --cafile", async (t) 
   const subExit = new Promise<number | null>((resolve) => sub.on("close", (code) => resolve(code)));
   sub.on("error", () => {});
   t.teardown(() => void sub.kill("SIGKILL"));
-  await withTimeout(subscribed, "mosquitto_sub subscribes");
+  await withTimeout(
+    Promise.race([subscribed, subExit.then((code) => Promise.reject(new Error(`mosquitto_sub exited (${code}) before subscribing: ${subOut} ${subErr}`)))]),
+    "mosquitto_sub subscribes",
+  );
   const dev = await device("dev3");
   const payload3 = telemetry(19.5);
   await withTimeout(dev.c.publishAsync("devices/dev3/telemetry", payload3, { qos: 1 }), "dev3 publishes");
