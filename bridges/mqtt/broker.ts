@@ -12,6 +12,7 @@ import type { Authenticator } from "../../src/auth/credentials.js";
 import type { FailureLimiter } from "../../src/auth/limiter.js";
 import type { Account } from "../../src/registry/registry.js";
 import { GuardedConnection } from "./guard.js";
+import { listen } from "../../src/listen.js";
 import { MAX_TOPIC_LEVELS, deviceTopic, publishDenied, subscribeAllowed } from "./acl.js";
 import type { MqttPresence } from "./presence.js";
 import type { IngestResult } from "../../src/telemetry/ingest.js";
@@ -49,14 +50,6 @@ function refusal(code: 2 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
 }
 
-const listen = (server: net.Server, port: number, host: string) =>
-  new Promise<number>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve((server.address() as net.AddressInfo).port);
-    });
-  });
 
 export async function startMqtt(deps: {
   options: MqttOptions;

@@ -1,7 +1,7 @@
 // The HTTP listener (CONTRACT §1): health endpoints now; metrics, XMPP over
 // WebSocket and the operator console arrive with later issues.
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import { listen } from "../listen.js";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../log.js";
 
@@ -44,15 +44,9 @@ export async function startHttp(opts: {
     socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   });
   server.on("error", (err) => opts.log.error({ err }, "http listener error"));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
+  const port = await listen(server, opts.port, opts.host);
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

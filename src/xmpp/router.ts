@@ -45,6 +45,8 @@ export interface Router {
   reply(event: StanzaEvent, reply: Element): void;
   /** Answers `event` with a stanza error, unless it was an error itself (RFC 6120 §8.3.1). */
   error(event: StanzaEvent, error: StanzaError): void;
+  /** Answers an IQ once `outcome` settles: a result (its id set here) or a stanza error. */
+  answer(event: StanzaEvent, outcome: Promise<Element | StanzaError>): true;
 }
 
 export function createRouter(deps: { domain: string; sessions: SessionTable }): Router {
@@ -134,6 +136,17 @@ export function createRouter(deps: { domain: string; sessions: SessionTable }): 
     addService: (d) => void services.add(d),
     reply,
     error,
+    answer(event, outcome) {
+      outcome.then(
+        (result) => {
+          if (result instanceof StanzaError) return error(event, result);
+          result.attrs.id = event.stanza.attrs.id;
+          reply(event, result);
+        },
+        () => error(event, new StanzaError("internal-server-error")),
+      );
+      return true;
+    },
     route(origin, stanza) {
       // RFC 6120 §8.1.2.1: the server stamps `from` with the sender's full JID, whatever it said.
       stanza.attrs.from = origin.full;

@@ -7,6 +7,7 @@ import { StringDecoder } from "node:string_decoder";
 import { escapeXML, type Element } from "@xmpp/xml";
 import type { Logger } from "../log.js";
 import type { StreamError } from "./errors.js";
+import { listen } from "../listen.js";
 import { XMLStreamReader, type StreamLimits } from "./xml-stream.js";
 import type { C2SStream, C2STransport } from "./c2s.js";
 
@@ -138,15 +139,9 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
 
   const server = net.createServer(accept);
   server.on("error", (err) => log.error({ err }, "xmpp listener error"));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
+  const port = await listen(server, options.port, options.host);
   return {
-    port: (server.address() as net.AddressInfo).port,
+    port,
     get connections() {
       return sockets.size;
     },

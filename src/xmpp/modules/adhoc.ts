@@ -202,12 +202,7 @@ export function adhocModule(deps: {
     return true;
   }, 10);
   router.events.on(`iq-set/bare/${NS_COMMANDS}:command`, (event) => {
-    void execute(event.from.toString(), event.origin?.account, event.to.local, event.payload!).then((outcome) => {
-      if (outcome instanceof StanzaError) return router.error(event, outcome);
-      outcome.attrs.id = event.stanza.attrs.id;
-      router.reply(event, outcome);
-    });
-    return true;
+    return router.answer(event, execute(event.from.toString(), event.origin?.account, event.to.local, event.payload!));
   });
 
   // On the `/mqtt` resource the broker runs for the device.

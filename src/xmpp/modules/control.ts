@@ -56,11 +56,6 @@ export function controlModule(deps: { router: Router; registry: Registry; agent:
   agent.addFeature(NS_CONTROL);
   agent.handle("set", NS_CONTROL, "set", (session, iq, payload) => set(iq.attrs.from!, registry.get(iq.attrs.from!.split("@")[0]!), session.account.name, payload));
   router.events.on(`iq-set/bare/${NS_CONTROL}:set`, (event) => {
-    void set(event.from.toString(), event.origin?.account, event.to.local, event.payload!).then((outcome) => {
-      if (outcome instanceof StanzaError) return router.error(event, outcome);
-      outcome.attrs.id = event.stanza.attrs.id;
-      router.reply(event, outcome);
-    });
-    return true;
+    return router.answer(event, set(event.from.toString(), event.origin?.account, event.to.local, event.payload!));
   });
 }

@@ -60,11 +60,6 @@ export function sensorDataModule(deps: { router: Router; registry: Registry; age
   agent.addFeature(NS_SENSORDATA);
   agent.handle("get", NS_SENSORDATA, "req", (session, iq, req) => readOut(iq.attrs.from!, undefined, session.account.name, session.full, iq, req));
   router.events.on(`iq-get/bare/${NS_SENSORDATA}:req`, (event) => {
-    void readOut(event.from.toString(), event.origin?.account, event.to.local, event.to.toString(), event.stanza, event.payload!).then((outcome) => {
-      if (outcome instanceof StanzaError) return router.error(event, outcome);
-      outcome.attrs.id = event.stanza.attrs.id;
-      router.reply(event, outcome);
-    });
-    return true;
+    return router.answer(event, readOut(event.from.toString(), event.origin?.account, event.to.local, event.to.toString(), event.stanza, event.payload!));
   });
 }
