@@ -118,7 +118,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   };
   try {
     const mqtt = await startMqtt({
-      options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, tls: tls.context },
+      options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, tls },
       auth,
       limiter,
       presence: devicesOnMqtt,

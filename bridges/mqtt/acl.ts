@@ -13,7 +13,7 @@ export function deviceTopic(id: string, leaf: "telemetry" | "replies" | "errors"
 /** Why a publish is refused, or null when it is allowed. */
 export function publishDenied(account: Account, topic: string): string | null {
   const levels = topic.split("/");
-  if (topic.includes("+") || topic.includes("#")) return "wildcards are not allowed in a topic name";
+  if (/[+#\u0001\u0002]/.test(topic)) return "wildcards are not allowed in a topic name";
   if (topic.startsWith("$")) return "topics starting with $ are reserved";
   if (levels.length > MAX_TOPIC_LEVELS) return `more than ${MAX_TOPIC_LEVELS} topic levels`;
   if (levels[0] !== "devices" || !levels[1]) return "not a devices/ topic";

@@ -11,9 +11,9 @@ import type { Logger } from "../../src/log.js";
 import type { Authenticator } from "../../src/auth/credentials.js";
 import type { FailureLimiter } from "../../src/auth/limiter.js";
 import type { Account } from "../../src/registry/registry.js";
-import { GuardedConnection } from "./guard.js";
+import { GuardedConnection, WILDCARD_MARKS } from "./guard.js";
 import { listen } from "../../src/listen.js";
-import { MAX_TOPIC_LEVELS, deviceTopic, publishDenied, subscribeAllowed } from "./acl.js";
+import { deviceTopic, publishDenied, subscribeAllowed } from "./acl.js";
 import type { MqttPresence } from "./presence.js";
 import type { IngestResult } from "../../src/telemetry/ingest.js";
 
@@ -25,7 +25,8 @@ export interface MqttOptions {
   port: number;
   tlsPort: number | null;
   maxPacketBytes: number;
-  tls: tls.SecureContext;
+  /** PEM certificate and key (the XMPP ones). */
+  tls: { cert: string; key: string };
 }
 
 export interface MqttCounters {
@@ -70,7 +71,9 @@ export async function startMqtt(deps: {
   const addressOf = (client: Client) => (client.conn as { remoteAddress?: string }).remoteAddress ?? "unknown";
 
   const aedes = await Aedes.createBroker({
-    maxTopicLevels: MAX_TOPIC_LEVELS,
+    // aedes disconnects past its own level limit; the ACL refuses deeper topics first
+    // (MAX_TOPIC_LEVELS), with a report and the connection kept.
+    maxTopicLevels: 100,
     // Bounded per-client queues: a slow consumer is cut off, not buffered without end.
     queueLimit: 100,
     maxInflightInbound: 100,
@@ -91,6 +94,9 @@ export async function startMqtt(deps: {
         // MQTT 3.1.1 §3.1.3.1 lets the server refuse a client id: a device's is its own id.
         if (account.role === "device" && client.id !== account.name) return fail(2, `client id must be '${account.name}'`);
         if (account.role === "operator") return fail(5, "operators use XMPP");
+        // The connection may have gone while the password was checked: aedes then drops
+        // it without a clientDisconnect, so it must not be announced as a successor.
+        if (client.closed) return done(refusal(5, "connection closed"), null);
         accounts.set(client, account);
         if (account.role === "device") presence.authenticated(account, client, Boolean((aedes as unknown as { clients: Record<string, Client> }).clients[client.id]));
         done(null, true);
@@ -141,7 +147,8 @@ export async function startMqtt(deps: {
    */
   function drop(client: Client, account: Account, packet: PublishPacket, why: { error: string; issues: Array<{ path: string; message: string }> }): void {
     counters.droppedPublishes++;
-    const topic = packet.topic;
+    // Report the topic as the client sent it (the guard marked its wildcards).
+    const topic = packet.topic.replace(/[\u0001\u0002]/g, (c) => WILDCARD_MARKS[c]!);
     packet.topic = `$dropped/${client.id}`;
     packet.retain = false;
     log.info({ protocol: "mqtt", clientId: client.id, topic, reason: why.error }, "publish refused");
@@ -179,7 +186,7 @@ export async function startMqtt(deps: {
   }
 
   const tcp = net.createServer((socket) => accept(socket));
-  const secure = options.tlsPort === null ? null : tls.createServer({ secureContext: options.tls }, (socket) => accept(socket));
+  const secure = options.tlsPort === null ? null : tls.createServer({ cert: options.tls.cert, key: options.tls.key, minVersion: "TLSv1.2" }, (socket) => accept(socket));
   secure?.on("tlsClientError", (err) => log.debug({ err: err.message }, "mqtt TLS handshake failed"));
   const mqttPort = await listen(tcp, options.port, options.host);
   const tlsPort = secure ? await listen(secure, options.tlsPort!, options.host) : null;

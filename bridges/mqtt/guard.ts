@@ -2,17 +2,29 @@
 // 10 MB. This guard sits between the socket and aedes and reads only the MQTT fixed
 // header (MQTT 3.1.1 §2.2): a Remaining Length over the limit closes the connection
 // before the body is buffered, as Mosquitto's max_packet_size does.
+//
+// It also defuses one thing aedes would disconnect for: a wildcard in a PUBLISH topic
+// name (MQTT 3.1.1 §3.3.2.1). The contract wants such a publish dropped and reported
+// on the device's errors topic with the connection kept, so `+` and `#` in a topic
+// name are rewritten in place to the control characters below, which the topic ACL
+// refuses and reports with the original characters.
 import { Duplex } from "node:stream";
+
+export const WILDCARD_MARKS: Record<string, string> = { "\u0001": "+", "\u0002": "#" };
+const PLUS = 0x2b;
+const HASH = 0x23;
 
 export type GuardVerdict = "oversize" | "malformed";
 
 /** Tracks packet boundaries in a byte stream; returns a verdict when a packet must not be read. */
 export class FixedHeaderScanner {
-  private state: "type" | "length" = "type";
+  private state: "type" | "length" | "topicLength1" | "topicLength2" | "topic" = "type";
+  private publish = false;
   private length = 0;
   private multiplier = 1;
   private lengthBytes = 0;
   private skip = 0;
+  private topicLeft = 0;
 
   constructor(private readonly maxPacketBytes: number) {}
 
@@ -25,8 +37,25 @@ export class FixedHeaderScanner {
         i += n;
         continue;
       }
-      const byte = chunk[i++]!;
+      const byte = chunk[i]!;
+      if (this.state === "topic") {
+        if (byte === PLUS) chunk[i] = 0x01;
+        else if (byte === HASH) chunk[i] = 0x02;
+        i++;
+        this.length--;
+        if (--this.topicLeft === 0) this.bodyDone();
+        continue;
+      }
+      i++;
+      if (this.state === "topicLength1" || this.state === "topicLength2") {
+        this.topicLeft = this.state === "topicLength1" ? byte << 8 : this.topicLeft | byte;
+        this.length--;
+        this.state = this.state === "topicLength1" ? "topicLength2" : "topic";
+        if (this.state === "topic" && (this.topicLeft === 0 || this.topicLeft > this.length)) this.bodyDone();
+        continue;
+      }
       if (this.state === "type") {
+        this.publish = byte >> 4 === 3;
         this.state = "length";
         this.length = 0;
         this.multiplier = 1;
@@ -40,10 +69,16 @@ export class FixedHeaderScanner {
       if (byte & 0x80) continue;
       const packetBytes = 1 + this.lengthBytes + this.length;
       if (packetBytes > this.maxPacketBytes) return { verdict: "oversize", packetBytes };
-      this.state = "type";
-      this.skip = this.length;
+      if (this.publish && this.length >= 2) this.state = "topicLength1";
+      else this.bodyDone();
     }
     return null;
+  }
+
+  /** The rest of the current packet passes unread. */
+  private bodyDone(): void {
+    this.state = "type";
+    this.skip = this.length;
   }
 }
 

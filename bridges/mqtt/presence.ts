@@ -16,6 +16,7 @@ export const MQTT_RESOURCE = "mqtt";
 /** The part of an MQTT connection presence needs: something that can be closed. */
 export interface MqttConnection {
   close(): void;
+  readonly closed?: boolean;
 }
 
 export interface MqttPresence {
@@ -90,7 +91,8 @@ export function mqttPresence(deps: { router: Router; presence: PresenceService; 
       const entry = entries.get(account.name);
       if (!entry) return;
       if (entry.connection === connection) {
-        if (entry.successor) {
+        // A successor that is already closed will never register: this is a real end.
+        if (entry.successor && !entry.successor.closed) {
           entry.connection = null; // the successor's `connected` follows
           return;
         }
