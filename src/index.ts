@@ -7,7 +7,8 @@ import { createLogger, type Logger } from "./log.js";
 import { openSqliteRegistry } from "./registry/sqlite.js";
 import type { Registry } from "./registry/registry.js";
 import { createAuthenticator } from "./auth/credentials.js";
-import { createFailureLimiter } from "./auth/limiter.js";
+import { createFailureLimiter, type FailureLimiter } from "./auth/limiter.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { loadTls } from "./tls.js";
 import { createXmppServer, type XmppServer } from "./xmpp/server.js";
 import { listenTcp } from "./xmpp/tcp.js";
@@ -71,6 +72,12 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const tls = await loadTls({ domain: config.domain, dataDir, cert: config.xmpp.tls?.cert, key: config.xmpp.tls?.key });
   const auth = createAuthenticator({ registry, domain: config.domain, iterations: config.auth.scramIterations });
   const limiter = createFailureLimiter({ freeFailures: config.auth.failuresBeforeDelay, delayMs: config.auth.failureDelayMs });
+  // One failure counter per address for every protocol; failures counted per protocol.
+  let metrics: Metrics | null = null;
+  const counted = (protocol: "xmpp" | "mqtt"): FailureLimiter => ({
+    failure: (address) => (metrics?.authFailure(protocol), limiter.failure(address)),
+    pending: limiter.pending,
+  });
 
   const xmpp = createXmppServer({
     options: {
@@ -81,7 +88,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     },
     registry,
     auth,
-    limiter,
+    limiter: counted("xmpp"),
     log,
   });
   const agent = createDeviceAgent({ router: xmpp.router });
@@ -101,6 +108,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     // Issue 5 §7: one JSON line per command, and a count per outcome.
     audit: (entry) => {
       commandOutcomes.set(entry.outcome, (commandOutcomes.get(entry.outcome) ?? 0) + 1);
+      metrics?.command(entry.outcome, entry.latencyMs / 1000);
       log.info({ ...entry, latencyMs: Math.round(entry.latencyMs * 100) / 100 }, "command");
     },
     log,
@@ -108,6 +116,10 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   pubsubModule({ router: xmpp.router, registry, ingest, disco: xmpp.disco });
   sensorDataModule({ router: xmpp.router, registry, agent, ingest, store, deviceType });
   controlModule({ router: xmpp.router, registry, agent, commands, deviceType });
+
+  let mqttBroker: MqttBroker | null = null;
+  let xmppListener: { connections: number } | null = null;
+  metrics = createMetrics({ router: xmpp.router, ingest, drainer, spool, dispatcher, mqtt: () => mqttBroker, xmppConnections: () => xmppListener?.connections ?? 0 });
 
   const listeners: Array<{ close(error: StreamError): Promise<void> }> = [];
   const closeStores = async () => {
@@ -120,7 +132,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     const mqtt = await startMqtt({
       options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, tls },
       auth,
-      limiter,
+      limiter: counted("mqtt"),
       presence: devicesOnMqtt,
       telemetry: (device, payload) => ingest.ingest(device, payload, "mqtt"),
       onReply: (device, payload) => dispatcher.reply(device, payload),
@@ -128,6 +140,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     });
     listeners.push({ close: () => mqtt.close() });
     publishCommand = (topic, payload) => mqtt.publish(topic, payload, 1);
+    mqttBroker = mqtt;
     // MQTT subscribers see samples from every protocol; MQTT's own are forwarded by aedes.
     ingest.onSample((sample, source) => {
       if (source !== "mqtt") void mqtt.publish(deviceTopic(sample.device, "telemetry"), sampleJson(sample)).catch(() => {});
@@ -145,13 +158,14 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
       log,
     );
     listeners.push(c2s);
+    xmppListener = c2s;
     // Ready while the store keeps up, or while the spool still has room for its backlog.
     const ready = () => {
       const backlog = { spooled: spool.depth, spoolBytes: spool.bytes, storeFailing: drainer.state.failing, lastError: drainer.state.lastError };
       const full = spool.bytes >= config.tsdb.spoolMaxBytes * 0.95;
       return full ? { ok: false, reason: "telemetry spool nearly full", ...backlog } : { ok: true, ...backlog };
     };
-    const http = await startHttp({ host: config.http.host, port: config.http.port, log, ready, upgrades: { "/mqtt": mqttWs.upgrade } });
+    const http = await startHttp({ host: config.http.host, port: config.http.port, log, ready, metrics: metrics.registry, upgrades: { "/mqtt": mqttWs.upgrade } });
     listeners.unshift({ close: () => (mqttWs.close(), http.close()) });
 
     const ports = { xmpp: c2s.port, mqtt: mqtt.ports.mqtt, mqttTls: mqtt.ports.mqttTls, http: http.port };

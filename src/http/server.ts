@@ -17,7 +17,9 @@ export async function startHttp(opts: {
   port: number;
   log: Logger;
   ready: () => { ok: boolean; reason?: string; [detail: string]: unknown };
-  /** WebSocket endpoints by path (`/mqtt`, later `/xmpp-websocket`). */
+  /** Prometheus registry served at /metrics. */
+  metrics?: { metrics(): Promise<string>; contentType: string };
+  /** WebSocket endpoints by path (`/mqtt`, `/xmpp-websocket`). */
   upgrades?: Record<string, UpgradeHandler>;
 }): Promise<HttpListener> {
   const json = (res: http.ServerResponse, status: number, body: unknown) => {
@@ -28,6 +30,16 @@ export async function startHttp(opts: {
     const path = (req.url ?? "/").split("?")[0];
     const routes: Record<string, () => void> = {
       "/healthz": () => json(res, 200, { status: "ok" }),
+      "/metrics": () => {
+        if (!opts.metrics) return json(res, 404, { error: "not found", path });
+        opts.metrics.metrics().then(
+          (text) => {
+            res.writeHead(200, { "content-type": opts.metrics!.contentType });
+            res.end(text);
+          },
+          (err) => json(res, 500, { error: String(err) }),
+        );
+      },
       "/readyz": () => {
         const { ok, ...detail } = opts.ready();
         json(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready", ...detail });

@@ -27,7 +27,8 @@ and writes what happens to stdout, one JSON object a line: events ({"event":
 "steps" (result: status, sessionid, actions, notes, form; error: condition, text, the
 XEP-0050 specific condition), its "outcome" (completed | canceled | form | error |
 no-answer) and "raw_errors": the IQ errors that arrived for the IQs of this run, seen
-on the wire whether or not the plugin handed them to the session's error handler.
+on the wire whether or not the plugin handed them to the session's error handler, with
+whether they echo the <command/> element ("echoed_command", "echoed_sessionid").
 Logs go to stderr. It exits 0 after a clean disconnect, non-zero otherwise.
 """
 import asyncio
@@ -82,8 +83,7 @@ def describe_error(iq):
             if child.tag.startswith("{%s}" % NS_COMMANDS):
                 specific = child.tag.split("}", 1)[1]
     return {"iq": "error", "from": str(iq["from"]), "error_type": err["type"], "condition": err["condition"],
-            "text": err["text"] or None, "specific": specific,
-            "echoed_command": iq.xml.find("{%s}command" % NS_COMMANDS) is not None}
+            "text": err["text"] or None, "specific": specific}
 
 
 def describe_result(iq):
@@ -137,7 +137,11 @@ class Client(slixmpp.ClientXMPP):
         if stanza.xml.tag == "{jabber:client}iq" and stanza.xml.get("type") == "error":
             key = self.sent_commands.get(stanza.xml.get("id"))
             if key is not None:
-                self.raw_errors.setdefault(key, []).append(describe_error(stanza))
+                # Before any handler runs: reading iq["command"] would create an empty one.
+                echoed = stanza.xml.find("{%s}command" % NS_COMMANDS)
+                self.raw_errors.setdefault(key, []).append({
+                    **describe_error(stanza), "echoed_command": echoed is not None,
+                    "echoed_sessionid": echoed.get("sessionid") if echoed is not None else None})
         return stanza
 
     def fatal(self, error):
