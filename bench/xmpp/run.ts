@@ -44,9 +44,9 @@ const P = {
   window: Number(args.window), // messages in flight per pair in the throughput test
   idleLevels: quick ? [200, 1_000] : [2_000, 10_000],
   loginConcurrency: 50,
-  loginMs: quick ? 2_000 : 4_000,
+  loginMs: quick ? 2_000 : 3_000,
   warmupMs: quick ? 1_000 : 2_000,
-  measureMs: quick ? 3_000 : 8_000,
+  measureMs: quick ? 3_000 : 6_000,
   rate: 2_000,
 };
 const PASSWORD = 'pw';
@@ -169,6 +169,23 @@ async function loginRate(c: Ctx, concurrency: number): Promise<number> {
   return rs.reduce((a, r) => a + r.count, 0) / Math.max(...rs.map((r) => r.seconds));
 }
 
+// Phases disturbed by other processes are measured again, up to twice, within
+// a time budget for the whole bench; the last attempt is kept either way and
+// its disturbance is reported.
+let retryBudgetMs = 90_000;
+async function undisturbed<T extends object>(label: string, fn: () => Promise<T>): Promise<T & { foreignCpuPct: number }> {
+  for (let attempt = 1; ; attempt++) {
+    await waitQuiet();
+    const foreign = new ForeignCpu();
+    const t = Date.now();
+    const r = await fn();
+    const foreignCpuPct = foreign.pct();
+    if (foreignCpuPct <= 20 || attempt === 3 || retryBudgetMs <= 0) return { ...r, foreignCpuPct };
+    retryBudgetMs -= Date.now() - t;
+    log(`${label}: other processes used ${fmt(foreignCpuPct)}% of a core; measuring again`);
+  }
+}
+
 /**
  * Throughput, latency, then logins, on a freshly started server. Routing
  * goes first: after a few thousand logins and logouts Prosody routes at
@@ -176,64 +193,66 @@ async function loginRate(c: Ctx, concurrency: number): Promise<number> {
  * and a routing figure should not depend on what ran before it.
  */
 async function speed(c: Ctx): Promise<SpeedResult> {
-  const foreign = new ForeignCpu();
-  const routing = await route(c);
-  await waitQuiet();
-  const loginsSeq = await loginRate(c, 1);
-  await waitQuiet();
-  const loginsPar = await loginRate(c, P.loginConcurrency);
-  log(`${c.peer.name}: logins/s sequential ${fmt(loginsSeq)}, ${P.loginConcurrency} parallel ${fmt(loginsPar)}`);
-  const foreignCpuPct = foreign.pct();
-  if (foreignCpuPct > 15) log(`WARNING: other processes used ${fmt(foreignCpuPct)}% of a core during this run`);
-  return { ...routing, loginsSeq, loginsPar, foreignCpuPct };
-}
-
-type RouteResult = Omit<SpeedResult, 'loginsSeq' | 'loginsPar' | 'foreignCpuPct'>;
-
-async function route(c: Ctx): Promise<RouteResult> {
-  const { peer, srv, gens } = c;
-  const genPids = gens.map((g) => g.proc.pid!);
+  const name = c.peer.name;
   // 50 sender→receiver pairs, shared out over the generators.
   const pairs: [string, string][] = Array.from({ length: P.pairs }, (_, i) => [pairUsers[2 * i]!, pairUsers[2 * i + 1]!]);
-  await Promise.all(split(pairs, gens.length).map((p, i) => gens[i]!.call({ op: 'pairs', ...c.base, pairs: p })));
+  await Promise.all(split(pairs, c.gens.length).map((p, i) => c.gens[i]!.call({ op: 'pairs', ...c.base, pairs: p })));
+  let tp, lat;
   try {
-    await waitQuiet();
-    const secs = P.measureMs / 1000;
-    // Throughput: everyone starts at startAt; only [from, to) is counted.
-    const startAt = Date.now() + 300;
-    const from = startAt + P.warmupMs;
-    const to = from + P.measureMs;
-    const cpu = (): [number, number] => [cpuSeconds(srv.pid), genPids.reduce((a, pid) => a + cpuSeconds(pid), 0)];
-    let at0: [number, number] = [0, 0], at1: [number, number] = [0, 0];
-    const t0 = setTimeout(() => { at0 = cpu(); }, from - Date.now());
-    const t1 = setTimeout(() => { at1 = cpu(); }, to - Date.now());
-    const tp = await Promise.all(gens.map((g) => g.call<ThroughputResult>({ op: 'throughput', startAt, from, to, window: P.window })));
-    clearTimeout(t0); clearTimeout(t1);
-    const delivered = tp.reduce((a, r) => a + r.delivered, 0);
-    const throughput = delivered / secs;
-    const cpuUsPerStanza = ((at1[0] - at0[0]) / delivered) * 1e6;
-    const serverCpuPct = ((at1[0] - at0[0]) / secs) * 100;
-    const genCpuPct = ((at1[1] - at0[1]) / secs) * 100;
-    log(`${peer.name}: ${fmt(throughput)} stanzas/s, ${fmt(cpuUsPerStanza, 1)} µs server CPU/stanza ` +
-      `(server ${fmt(serverCpuPct)}% / generators ${fmt(genCpuPct)}% of a core)`);
-    await waitQuiet();
-
-    // Latency at a fixed offered rate, shared out over the generators.
-    const lStart = Date.now() + 300;
-    const lFrom = lStart + P.warmupMs;
-    const lTo = lFrom + P.measureMs;
-    const lat = await Promise.all(gens.map((g) =>
-      g.call<LatencyResult>({ op: 'latency', startAt: lStart, from: lFrom, to: lTo, rate: P.rate / gens.length })));
-    const all = lat.flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
-    const sent = lat.reduce((a, r) => a + r.sent, 0);
-    const lost = lat.reduce((a, r) => a + r.lost, 0);
-    const l = { p50: percentile(all, 50), p99: percentile(all, 99), p999: percentile(all, 99.9), latencyRate: sent / secs, lost };
-    log(`${peer.name}: at ${fmt(l.latencyRate)}/s p50 ${fmt(l.p50, 2)} ms, p99 ${fmt(l.p99, 2)} ms, ` +
-      `p99.9 ${fmt(l.p999, 2)} ms, lost ${lost}`);
-    return { throughput, cpuUsPerStanza, serverCpuPct, genCpuPct, ...l };
+    tp = await undisturbed(`${name} throughput`, () => throughput(c));
+    lat = await undisturbed(`${name} latency`, () => latency(c));
   } finally {
-    await Promise.all(gens.map((g) => g.call({ op: 'closePairs' })));
+    await Promise.all(c.gens.map((g) => g.call({ op: 'closePairs' })));
   }
+  const seq = await undisturbed(`${name} sequential logins`, async () => ({ rate: await loginRate(c, 1) }));
+  const par = await undisturbed(`${name} parallel logins`, async () => ({ rate: await loginRate(c, P.loginConcurrency) }));
+  log(`${name}: logins/s sequential ${fmt(seq.rate)}, ${P.loginConcurrency} parallel ${fmt(par.rate)}`);
+  const foreignCpuPct = Math.max(tp.foreignCpuPct, lat.foreignCpuPct, seq.foreignCpuPct, par.foreignCpuPct);
+  if (foreignCpuPct > 20) log(`WARNING: other processes used up to ${fmt(foreignCpuPct)}% of a core during this run`);
+  return { ...tp, ...lat, loginsSeq: seq.rate, loginsPar: par.rate, foreignCpuPct };
+}
+
+/** Closed-loop maximum rate over the logged-in pairs, with server CPU per message. */
+async function throughput(c: Ctx) {
+  const genPids = c.gens.map((g) => g.proc.pid!);
+  const secs = P.measureMs / 1000;
+  // Everyone starts at startAt; only [from, to) is counted.
+  const startAt = Date.now() + 300;
+  const from = startAt + P.warmupMs;
+  const to = from + P.measureMs;
+  const cpu = (): [number, number] => [cpuSeconds(c.srv.pid), genPids.reduce((a, pid) => a + cpuSeconds(pid), 0)];
+  let at0: [number, number] = [0, 0], at1: [number, number] = [0, 0];
+  const t0 = setTimeout(() => { at0 = cpu(); }, from - Date.now());
+  const t1 = setTimeout(() => { at1 = cpu(); }, to - Date.now());
+  const tp = await Promise.all(c.gens.map((g) => g.call<ThroughputResult>({ op: 'throughput', startAt, from, to, window: P.window })));
+  clearTimeout(t0); clearTimeout(t1);
+  const delivered = tp.reduce((a, r) => a + r.delivered, 0);
+  const r = {
+    throughput: delivered / secs,
+    cpuUsPerStanza: ((at1[0] - at0[0]) / delivered) * 1e6,
+    serverCpuPct: ((at1[0] - at0[0]) / secs) * 100,
+    genCpuPct: ((at1[1] - at0[1]) / secs) * 100,
+  };
+  log(`${c.peer.name}: ${fmt(r.throughput)} stanzas/s, ${fmt(r.cpuUsPerStanza, 1)} µs server CPU/stanza ` +
+    `(server ${fmt(r.serverCpuPct)}% / generators ${fmt(r.genCpuPct)}% of a core)`);
+  return r;
+}
+
+/** Latency percentiles at the fixed offered rate, shared out over the generators. */
+async function latency(c: Ctx) {
+  const secs = P.measureMs / 1000;
+  const startAt = Date.now() + 300;
+  const from = startAt + P.warmupMs;
+  const to = from + P.measureMs;
+  const lat = await Promise.all(c.gens.map((g) =>
+    g.call<LatencyResult>({ op: 'latency', startAt, from, to, rate: P.rate / c.gens.length })));
+  const all = lat.flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
+  const sent = lat.reduce((a, r) => a + r.sent, 0);
+  const lost = lat.reduce((a, r) => a + r.lost, 0);
+  const r = { p50: percentile(all, 50), p99: percentile(all, 99), p999: percentile(all, 99.9), latencyRate: sent / secs, lost };
+  log(`${c.peer.name}: at ${fmt(r.latencyRate)}/s p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, ` +
+    `p99.9 ${fmt(r.p999, 2)} ms, lost ${lost}`);
+  return r;
 }
 
 /**
@@ -314,7 +333,7 @@ function report(results: Map<string, RunResult[]>, errors: Map<string, string>):
       fmt(m((r) => r.memory?.kibPerConn[lo]), 1), fmt(m((r) => r.memory?.kibPerConn[hi]), 1),
       `${fmt(m((r) => r.serverCpuPct))} / ${fmt(m((r) => r.genCpuPct))}`].join(' | ')} |`);
   }
-  if (foreign > 15) lines.push(`\nWARNING: other processes used up to ${fmt(foreign)}% of a core during measurements.`);
+  if (foreign > 20) lines.push(`\nWARNING: other processes used up to ${fmt(foreign)}% of a core during measurements.`);
   for (const [name, e] of errors) lines.push(`\nERROR ${name}: ${e}`);
   return lines.join('\n');
 }

@@ -71,6 +71,8 @@ const DEFAULT_TYPE: Record<string, StanzaErrorType> = {
 /** RFC 6120 §8.3: an error about one stanza; the stream goes on. */
 export class StanzaError extends XMPPError {
   readonly type: StanzaErrorType;
+  /** Echoed in an IQ error reply (RFC 6120 §8.3.1 allows it; XEP-0050 §4.6 does it). */
+  echo?: Element;
   constructor(condition: string, text?: string, type?: StanzaErrorType) {
     super(condition, text);
     this.type = type ?? DEFAULT_TYPE[condition] ?? "cancel";
@@ -93,6 +95,7 @@ export class StanzaError extends XMPPError {
 export function errorReply(stanza: Element, error: StanzaError): Element {
   const reply = xml(stanza.name, { id: stanza.attrs.id, to: stanza.attrs.from, from: stanza.attrs.to, type: "error" });
   if (stanza.name !== "iq") for (const child of stanza.getChildElements()) if (child.name !== "error") reply.append(child);
+  if (stanza.name === "iq" && error.echo) reply.append(error.echo);
   reply.append(error.toElement());
   return reply;
 }

@@ -351,17 +351,14 @@ t.test("a command round trip with slixmpp (xep_0050) and mosquitto_sub/mosquitto
     t.match(err?.text, /^value: /, `the text names the field: ${err?.text}`);
     t.match(err?.text, /35/, "and the rule");
 
-    // The same with complete_command (slixmpp's workflow API): the broker answers the
-    // same error, but slixmpp 1.8 hands an error to the session's error handler only
-    // when the error IQ carries <command sessionid=…/> (as XEP-0050's own error example
-    // does); the broker's error IQs have no <command/>, so slixmpp drops it.
+    // The same with complete_command (slixmpp's workflow API): slixmpp 1.8 hands an error
+    // to the session's error handler only when the error IQ carries <command sessionid=…/>
+    // (as XEP-0050's own error example does), which the broker echoes.
     const flow = await o.run("th1@localhost/mqtt", "set_setpoint", { values: { value: "99" }, submit: "flow", wait: 3 });
     t.equal(flow.raw_errors.length, 1, `the broker answered the submission: ${JSON.stringify(flow.raw_errors)}`);
     t.match(flow.raw_errors[0], { condition: "bad-request", specific: "bad-payload", text: /^value: / });
-    t.equal(flow.raw_errors[0]?.echoed_command, true, "the error IQ echoes <command node sessionid/> (XEP-0050 §4.6 example; RFC 6120 §8.3.1 allows it)", {
-      todo: "the broker's IQ errors carry no <command/>: slixmpp's complete_command never calls its error handler",
-    });
-    t.equal(flow.outcome, "error", "slixmpp's workflow error handler saw the error", { todo: "needs the <command/> echo above" });
+    t.equal(flow.raw_errors[0]?.echoed_command, true, "the error IQ echoes <command node sessionid/> (XEP-0050 §4.6 example; RFC 6120 §8.3.1 allows it)");
+    t.equal(flow.outcome, "error", "slixmpp's workflow error handler saw the error");
 
     await new Promise((r) => setTimeout(r, 300));
     t.same(dev.lines.slice(from).filter((l) => l.startsWith("command ")), [], "mosquitto_sub received nothing");

@@ -107,7 +107,14 @@ export function adhocModule(deps: {
     return xml("iq", { type: "result" }, xml("command", { xmlns: NS_COMMANDS, node, sessionid, status }, ...children));
   }
 
+  /** Errors about a command echo its <command node sessionid/>, so clients match them to their session. */
   async function execute(requesterJid: string, requester: Account | undefined, deviceName: string, cmd: Element): Promise<Element | StanzaError> {
+    const outcome = await executeStep(requesterJid, requester, deviceName, cmd);
+    if (outcome instanceof StanzaError) outcome.echo = xml("command", { xmlns: NS_COMMANDS, node: cmd.attrs.node, sessionid: cmd.attrs.sessionid, action: cmd.attrs.action });
+    return outcome;
+  }
+
+  async function executeStep(requesterJid: string, requester: Account | undefined, deviceName: string, cmd: Element): Promise<Element | StanzaError> {
     const found = target(requester, deviceName);
     if (found instanceof StanzaError) return found;
     const { device, type } = found;

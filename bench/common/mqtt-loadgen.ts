@@ -1,0 +1,301 @@
+// MQTT load generator process (bench/mqtt and bench/telemetry fork it and
+// drive it over IPC, see ipc.ts). It holds the publishing devices, the one
+// subscriber, idle devices and the connect loop, and measures latency itself:
+// the publisher and the subscriber share this process's clock.
+//
+// Every sample is thermostat telemetry that Switchboard accepts:
+//   {"temperature":21.5,"humidity":40.123,"ts":1732186000123}
+// `ts` is the send time in epoch milliseconds (an integer, as the schema
+// wants); the sub-millisecond part of the send time rides in the decimals of
+// `humidity` (40 + fraction of a millisecond), so latency is measured to the
+// microsecond without a field the schema would refuse.
+import { performance } from 'node:perf_hooks';
+import { serve } from './ipc.js';
+import { MqttClient, connectOnce, encodePublish, topicBytes, type Endpoint } from './mqtt.js';
+import { latencySummary } from './util.js';
+
+export interface Cred { clientId: string; username?: string; password?: string }
+
+export interface ClosedResult {
+  sent: number; acked: number; delivered: number; seconds: number;
+  latency: ReturnType<typeof latencySummary>; lost: number; stalls: number;
+  /** Messages sent per millisecond since startAt (for publish-to-landed in bench/telemetry). */
+  sendsPerMs?: number[];
+}
+export interface RateResult { sent: number; received: number; lost: number; seconds: number; latency: ReturnType<typeof latencySummary> }
+export interface BlastResult { sent: number; delivered: number; seconds: number; latency: ReturnType<typeof latencySummary>; lost: number; drainMs: number }
+export interface ConnectResult { count: number; errors: number; seconds: number; firstError?: string }
+
+const nowMs = () => performance.timeOrigin + performance.now();
+const sleepUntil = (epochMs: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, epochMs - Date.now())));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function sample(): Buffer {
+  const t = nowMs();
+  const ts = Math.floor(t);
+  return Buffer.from(`{"temperature":21.5,"humidity":${(40 + (t - ts)).toFixed(3)},"ts":${ts}}`);
+}
+
+/** Send time (epoch ms, fractional) carried by a sample. */
+function sentAt(payload: Buffer): number {
+  const o = JSON.parse(payload.toString('latin1')) as { ts: number; humidity: number };
+  return o.ts + (o.humidity - 40);
+}
+
+/** Growable list of doubles (latencies), cheaper than a JS array of 500k numbers. */
+class Samples {
+  private a = new Float64Array(1 << 16);
+  n = 0;
+  push(x: number): void {
+    if (this.n === this.a.length) { const b = new Float64Array(this.a.length * 2); b.set(this.a); this.a = b; }
+    this.a[this.n++] = x;
+  }
+  view(): Float64Array { return this.a.subarray(0, this.n); }
+}
+
+async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+// ---------------------------------------------------------------- state
+
+interface Pub { c: MqttClient; topic: Buffer; outstanding: number }
+let target: Endpoint = { host: '127.0.0.1', port: 0 };
+let pubs: Pub[] = [];
+const pubByTopic = new Map<string, Pub>();
+let sub: MqttClient | null = null;
+/** What the subscriber does with each message in the current phase. */
+let onDelivery: (pub: Pub | undefined, payload: Buffer) => void = () => {};
+let idle: MqttClient[] = [];
+
+async function setup(r: { target: Endpoint; publishers: Cred[]; subscriber?: Cred & { filter: string; qos: 0 | 1 } }): Promise<null> {
+  target = r.target;
+  await teardown();
+  const list: Pub[] = [];
+  await pool(r.publishers, 50, async (cred) => {
+    const c = await MqttClient.connect({ ...target, ...cred, keepalive: 60 });
+    const topic = `devices/${cred.clientId}/telemetry`;
+    const p: Pub = { c, topic: topicBytes(topic), outstanding: 0 };
+    list.push(p);
+    pubByTopic.set(topic, p);
+  });
+  pubs = list;
+  if (r.subscriber) {
+    sub = await MqttClient.connect({ ...target, ...r.subscriber, keepalive: 60 });
+    sub.onPublish = (topic, payload) => onDelivery(pubByTopic.get(topic), payload);
+    await sub.subscribe(r.subscriber.filter, r.subscriber.qos);
+  }
+  return null;
+}
+
+async function teardown(): Promise<null> {
+  await Promise.all([...pubs.map((p) => p.c.disconnect(2_000)), sub?.disconnect(2_000)]);
+  pubs = [];
+  pubByTopic.clear();
+  sub = null;
+  onDelivery = () => {};
+  return null;
+}
+
+/**
+ * Closed loop. With a subscriber, each publisher keeps at most `window`
+ * messages that the subscriber has not yet received (end to end: no broker
+ * can queue more than 50 × window for the subscriber, so none drops any).
+ * Without one (bench/telemetry), at most `window` not yet acknowledged by
+ * PUBACK. Counts what is delivered (or acknowledged) in [from, to).
+ */
+async function closed(r: { qos: 0 | 1; window: number; startAt: number; from: number; to: number; recordSends?: boolean }): Promise<ClosedResult> {
+  const e2e = sub !== null;
+  const fromP = r.from - performance.timeOrigin;
+  const toP = r.to - performance.timeOrigin;
+  let sent = 0, acked = 0, delivered = 0, lastDelivery = performance.now(), stalls = 0;
+  const lat = new Samples();
+  const sends: number[] = [];
+  let running = false;
+  const send = (p: Pub) => {
+    p.outstanding++;
+    sent++;
+    p.c.publish(p.topic, sample(), r.qos);
+    if (r.recordSends) {
+      const ms = Math.floor(Date.now() - r.startAt);
+      while (sends.length <= ms) sends.push(0);
+      sends[ms]!++;
+    }
+  };
+  const refill = (p: Pub) => { while (running && p.outstanding < r.window) send(p); };
+  if (e2e) {
+    onDelivery = (p, payload) => {
+      const t = performance.now();
+      lastDelivery = t;
+      if (t >= fromP && t < toP) { delivered++; lat.push(nowMs() - sentAt(payload)); }
+      if (p) { p.outstanding--; refill(p); }
+    };
+  }
+  for (const p of pubs) {
+    p.outstanding = 0;
+    p.c.onPuback = () => {
+      const t = performance.now();
+      if (t >= fromP && t < toP) acked++;
+      if (!e2e) { p.outstanding--; refill(p); }
+    };
+  }
+  await sleepUntil(r.startAt);
+  running = true;
+  for (const p of pubs) refill(p);
+  // A message lost on the way would shrink a window for good: watch for stalls.
+  while (Date.now() < r.to) {
+    await sleep(250);
+    if (e2e && performance.now() - lastDelivery > 3_000) {
+      stalls++;
+      for (const p of pubs) { p.outstanding = 0; refill(p); }
+    }
+  }
+  running = false;
+  // Let what is in flight arrive (not counted), so the next phase starts clean.
+  const end = Date.now() + 10_000;
+  while (Date.now() < end && pubs.some((p) => p.outstanding > 0)) await sleep(20);
+  const lost = pubs.reduce((a, p) => a + Math.max(0, p.outstanding), 0);
+  for (const p of pubs) p.c.onPuback = () => {};
+  onDelivery = () => {};
+  return {
+    sent, acked, delivered, seconds: (r.to - r.from) / 1000, latency: latencySummary(lat.view()), lost, stalls,
+    sendsPerMs: r.recordSends ? sends : undefined,
+  };
+}
+
+/**
+ * Open loop at a fixed offered rate, on a clock regardless of what arrives,
+ * round robin over the publishers. Latency of each message sent in
+ * [from, to); lost = sent in the window and not received 3 s after it.
+ */
+async function rate(r: { qos: 0 | 1; rate: number; startAt: number; from: number; to: number }): Promise<RateResult> {
+  const fromE = r.from, toE = r.to;
+  let sent = 0, received = 0, inWindow = 0, next = 0;
+  const lat = new Samples();
+  onDelivery = (_p, payload) => {
+    const s = sentAt(payload);
+    if (s >= fromE && s < toE) { received++; lat.push(nowMs() - s); }
+  };
+  for (const p of pubs) p.c.onPuback = () => {};
+  await sleepUntil(r.startAt);
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = Date.now();
+      if (now >= r.to) return resolve();
+      const due = Math.floor(((performance.now() - t0) * r.rate) / 1000);
+      while (sent < due) {
+        const p = pubs[next++ % pubs.length]!;
+        p.c.publish(p.topic, sample(), r.qos);
+        sent++;
+        if (now >= fromE) inWindow++;
+      }
+      setTimeout(tick, 1);
+    };
+    tick();
+  });
+  await sleep(3_000);
+  onDelivery = () => {};
+  return { sent: inWindow, received, lost: Math.max(0, inWindow - received), seconds: (r.to - r.from) / 1000, latency: latencySummary(lat.view()) };
+}
+
+/**
+ * QoS 0, open loop with no clock: every publisher writes as fast as its
+ * socket takes it (it waits only for 'drain'), as a device fleet
+ * reconnecting after an outage would. Shows whether the broker pushes back
+ * or buffers: delivered/s, latency of what arrives, and how long the
+ * subscriber keeps receiving after the publishers stopped (drainMs).
+ */
+async function blast(r: { startAt: number; from: number; to: number; drainMaxMs: number }): Promise<BlastResult> {
+  const fromP = r.from - performance.timeOrigin;
+  const toP = r.to - performance.timeOrigin;
+  let sent = 0, delivered = 0, received = 0, lastRx = performance.now();
+  const lat = new Samples();
+  onDelivery = (_p, payload) => {
+    const t = performance.now();
+    lastRx = t;
+    received++;
+    if (t >= fromP && t < toP) { delivered++; lat.push(nowMs() - sentAt(payload)); }
+  };
+  await sleepUntil(r.startAt);
+  const BATCH = 20;
+  await Promise.all(pubs.map((p) => new Promise<void>((resolve) => {
+    const pump = () => {
+      if (Date.now() >= r.to || p.c.closed) return resolve();
+      const parts: Buffer[] = [];
+      for (let i = 0; i < BATCH; i++) parts.push(encodePublish(p.topic, sample(), 0));
+      sent += BATCH;
+      if (p.c.write(Buffer.concat(parts))) setImmediate(pump);
+      else p.c.socket.once('drain', pump);
+    };
+    pump();
+  })));
+  const stopped = performance.now();
+  // Wait until nothing arrived for 500 ms (or drainMaxMs passed).
+  while (performance.now() - stopped < r.drainMaxMs && performance.now() - lastRx < 500) await sleep(50);
+  const drainMs = Math.max(0, lastRx - stopped);
+  onDelivery = () => {};
+  return { sent, delivered, seconds: (r.to - r.from) / 1000, latency: latencySummary(lat.view()), lost: Math.max(0, sent - received), drainMs };
+}
+
+/**
+ * New authenticated connections: CONNECT → CONNACK → DISCONNECT, `concurrency`
+ * at a time, until the deadline, over distinct devices in turn. Those under
+ * way at the deadline are finished and counted; the rate uses the time the
+ * last one ended.
+ */
+async function connects(r: { creds: Cred[]; concurrency: number; startAt?: number; durationMs: number }): Promise<ConnectResult> {
+  if (r.startAt) await sleepUntil(r.startAt);
+  const start = performance.now();
+  const deadline = Date.now() + r.durationMs;
+  let next = 0, count = 0, errors = 0, last = start;
+  let firstError: string | undefined;
+  await Promise.all(Array.from({ length: r.concurrency }, async () => {
+    while (Date.now() < deadline) {
+      const cred = r.creds[next++ % r.creds.length]!;
+      try {
+        await connectOnce({ ...target, ...cred, keepalive: 60, timeoutMs: 30_000 });
+        count++;
+        last = performance.now();
+      } catch (e) {
+        errors++;
+        firstError ??= String(e);
+        if (errors > 100) break;
+      }
+    }
+  }));
+  return { count, errors, seconds: (last - start) / 1000, firstError };
+}
+
+/** Connects devices and keeps them connected (pinging at half the keepalive). */
+async function connectIdle(r: { creds: Cred[]; concurrency: number }): Promise<ConnectResult> {
+  const start = performance.now();
+  let errors = 0;
+  let firstError: string | undefined;
+  await pool(r.creds, r.concurrency, async (cred) => {
+    try {
+      idle.push(await MqttClient.connect({ ...target, ...cred, keepalive: 60, timeoutMs: 60_000 }));
+    } catch (e) {
+      errors++;
+      firstError ??= String(e);
+    }
+  });
+  return { count: idle.length, errors, seconds: (performance.now() - start) / 1000, firstError };
+}
+
+async function dropIdle(): Promise<null> {
+  const all = idle;
+  idle = [];
+  for (const c of all) c.destroy();
+  return null;
+}
+
+async function setTarget(r: { target: Endpoint }): Promise<null> {
+  target = r.target;
+  return null;
+}
+
+serve({ setup, teardown, closed, rate, blast, connects, connectIdle, dropIdle, setTarget });

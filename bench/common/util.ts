@@ -1,0 +1,101 @@
+// Small pieces every bench shares: logging, foreign-load accounting, the
+// time budget, the machine description and the raised descriptor limit.
+import { spawnSync } from 'node:child_process';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { cpuSeconds, machineBusySeconds, openFilesLimit, sleep } from '../xmpp/proc.js';
+import { RAISE_NOFILE } from '../xmpp/peers.js';
+import { fmt, percentile } from '../xmpp/stats.js';
+
+export function log(msg: string): void {
+  console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
+}
+
+/**
+ * CPU used on the machine by processes other than the bench's own (the
+ * servers and load generators are all descendants of this process). On 2
+ * cores a test suite running alongside distorts the figures, so it is
+ * measured and reported, and runs where it was high are repeated.
+ */
+export class ForeignCpu {
+  private t = Date.now();
+  private start = ForeignCpu.busyElsewhere();
+  private static busyElsewhere(): number {
+    return machineBusySeconds() - cpuSeconds(process.pid);
+  }
+  /** Percent of one core used by others since construction (or reset). */
+  pct(): number {
+    const dt = (Date.now() - this.t) / 1000;
+    return dt > 0 ? ((ForeignCpu.busyElsewhere() - this.start) / dt) * 100 : 0;
+  }
+  reset(): void {
+    this.t = Date.now();
+    this.start = ForeignCpu.busyElsewhere();
+  }
+}
+
+/**
+ * Waits (up to maxMs) until processes other than ours use less than
+ * `thresholdPct` of a core over one second; returns the last figure. Used
+ * before each measured phase, since other developers' test runs share the
+ * machine.
+ */
+export async function waitForeignQuiet(maxMs: number, thresholdPct = 15): Promise<number> {
+  const end = Date.now() + maxMs;
+  for (;;) {
+    const f = new ForeignCpu();
+    await sleep(1_000);
+    const pct = f.pct();
+    if (pct < thresholdPct || Date.now() >= end) return pct;
+  }
+}
+
+/** The bench's overall time budget: phases ask before they start. */
+export class Budget {
+  readonly start = Date.now();
+  constructor(readonly totalMs: number) {}
+  get elapsedMs(): number { return Date.now() - this.start; }
+  get leftMs(): number { return this.totalMs - this.elapsedMs; }
+  /** True when something expected to take `ms` still fits. */
+  fits(ms: number): boolean { return this.leftMs >= ms; }
+}
+
+/** One line describing the machine and its load, for the report. */
+export function machine(): string {
+  const cpu = cpus();
+  let kernel = '';
+  try { kernel = readFileSync('/proc/sys/kernel/osrelease', 'latin1').trim(); } catch { /* not Linux */ }
+  return `${cpu.length} × ${cpu[0]?.model.trim() ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Linux ${kernel}, Node ${process.version}`;
+}
+
+export function load1(): number {
+  return loadavg()[0]!;
+}
+
+/**
+ * 10,000 client sockets need more descriptors than the usual soft limit;
+ * restarts the bench once under a raised one (children inherit it).
+ */
+export function ensureOpenFiles(need: number): void {
+  if (openFilesLimit() >= need) return;
+  if (process.env.SB_BENCH_REEXEC) {
+    log(`WARNING: open files limit is ${openFilesLimit()}, wanted ${need}`);
+    return;
+  }
+  const r = spawnSync('bash', ['-c', `${RAISE_NOFILE}; exec "$0" "$@"`, process.execPath, ...process.execArgv,
+    ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, SB_BENCH_REEXEC: '1' } });
+  process.exit(r.status ?? 1);
+}
+
+/** p50/p99/p99.9/max of a list of latencies (ms), sorting it in place. */
+export function latencySummary(xs: number[] | Float64Array): { n: number; p50: number; p99: number; p999: number; max: number } {
+  const a = Array.from(xs).sort((x, y) => x - y);
+  return { n: a.length, p50: percentile(a, 50), p99: percentile(a, 99), p999: percentile(a, 99.9), max: a[a.length - 1] ?? NaN };
+}
+
+/** Formats a ratio a/b as "0.83×". */
+export function ratio(a: number, b: number): string {
+  return Number.isFinite(a / b) ? `${fmt(a / b, 2)}×` : '–';
+}
+
+export { fmt, sleep };
