@@ -28,6 +28,10 @@ export const configSchema = z.strictObject({
       // bounded negotiation time before a client has proved who it is.
       maxPreAuthStanzaBytes: positiveInt.min(512).default(10000),
       negotiationTimeoutMs: positiveInt.default(60000),
+      // XMPP over WebSocket has no STARTTLS: TLS ends in front (a reverse proxy). A
+      // connection from these addresses counts as confidential, like Prosody's
+      // secure_interfaces; the default is the proxy on the same host (and a local console).
+      websocketSecureFrom: z.array(z.string().min(1)).default(["127.0.0.1", "::1", "::ffff:127.0.0.1"]),
     })
     .prefault({}),
   mqtt: z

@@ -12,6 +12,7 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { loadTls } from "./tls.js";
 import { createXmppServer, type XmppServer } from "./xmpp/server.js";
 import { listenTcp } from "./xmpp/tcp.js";
+import { xmppWebSocket } from "./xmpp/websocket.js";
 import { StreamError } from "./xmpp/errors.js";
 import { createDeviceAgent } from "./xmpp/modules/device-agent.js";
 import { pubsubModule } from "./xmpp/modules/pubsub.js";
@@ -158,15 +159,26 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
       log,
     );
     listeners.push(c2s);
-    xmppListener = c2s;
+    const xmppWs = xmppWebSocket(
+      {
+        maxStanzaBytes: config.xmpp.maxStanzaBytes,
+        maxPreAuthStanzaBytes: Math.min(config.xmpp.maxPreAuthStanzaBytes, config.xmpp.maxStanzaBytes),
+        maxChildren: MAX_CHILDREN,
+        isSecure: (req) => Boolean((req.socket as { encrypted?: boolean }).encrypted) || config.xmpp.websocketSecureFrom.includes(req.socket.remoteAddress ?? ""),
+      },
+      xmpp.openStream,
+      log,
+    );
+    listeners.push(xmppWs);
+    xmppListener = { get connections() { return c2s.connections + xmppWs.connections; } };
     // Ready while the store keeps up, or while the spool still has room for its backlog.
     const ready = () => {
       const backlog = { spooled: spool.depth, spoolBytes: spool.bytes, storeFailing: drainer.state.failing, lastError: drainer.state.lastError };
       const full = spool.bytes >= config.tsdb.spoolMaxBytes * 0.95;
       return full ? { ok: false, reason: "telemetry spool nearly full", ...backlog } : { ok: true, ...backlog };
     };
-    const http = await startHttp({ host: config.http.host, port: config.http.port, log, ready, metrics: metrics.registry, upgrades: { "/mqtt": mqttWs.upgrade } });
-    listeners.unshift({ close: () => (mqttWs.close(), http.close()) });
+    const http = await startHttp({ host: config.http.host, port: config.http.port, log, ready, metrics: metrics.registry, upgrades: { "/mqtt": mqttWs.upgrade, "/xmpp-websocket": xmppWs.upgrade } });
+    listeners.push({ close: () => (mqttWs.close(), http.close()) });
 
     const ports = { xmpp: c2s.port, mqtt: mqtt.ports.mqtt, mqttTls: mqtt.ports.mqttTls, http: http.port };
     log.info({ ...ports, domain: config.domain, dataDir, tls: tls.source, store: store.kind, spooled: spool.depth }, "listening");
@@ -186,7 +198,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
       async stop() {
         if (stopped) return;
         stopped = true;
-        // In order: HTTP, MQTT (devices' unavailable goes out), XMPP streams end with
+        // In order: MQTT (devices' unavailable goes out), XMPP streams (TCP, WebSocket) end with
         // system-shutdown, then the spool is flushed to the store (what does not make
         // it in time stays on disk for the next start).
         for (const listener of listeners) await listener.close(new StreamError("system-shutdown"));

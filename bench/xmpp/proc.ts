@@ -109,3 +109,22 @@ export function machineBusySeconds(): number {
   const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + (f[7] ?? 0);
   return busy / CLK_TCK;
 }
+
+/**
+ * Waits until RSS of the tree under root stays within `tolerance` over
+ * `windowMs`, then returns it. Garbage-collected servers (V8, Lua, BEAM)
+ * return freed memory to the OS some seconds after activity stops (V8's
+ * memory reducer, for one); reading RSS before that makes the baseline,
+ * and so every per-connection figure, depend on timing.
+ */
+export async function stableRssKiB(root: number, windowMs = 6_000, tolerance = 0.02, maxMs = 30_000): Promise<number> {
+  const end = Date.now() + maxMs;
+  const samples: number[] = [];
+  for (;;) {
+    samples.push(rssKiB(root));
+    const recent = samples.slice(-Math.ceil(windowMs / 1_000) - 1);
+    const lo = Math.min(...recent), hi = Math.max(...recent);
+    if ((recent.length > windowMs / 1_000 && hi - lo <= tolerance * hi) || Date.now() >= end) return samples.at(-1)!;
+    await sleep(1_000);
+  }
+}

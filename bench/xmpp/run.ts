@@ -13,7 +13,7 @@ import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Ejabberd, Prosody, RAISE_NOFILE, Switchboard, killAllServers, type Peer, type Running } from './peers.js';
-import { cpuSeconds, machineBusySeconds, openFilesLimit, rssKiB, sleep, waitQuiet } from './proc.js';
+import { cpuSeconds, machineBusySeconds, openFilesLimit, sleep, stableRssKiB, waitQuiet } from './proc.js';
 import { fmt, median, percentile } from './stats.js';
 import { login, type Target } from './client.js';
 import type { LatencyResult, LoginResult, Request, ThroughputResult } from './loadgen.js';
@@ -264,7 +264,7 @@ async function latency(c: Ctx) {
 async function memory(c: Ctx): Promise<MemoryResult> {
   const { peer, srv, gens } = c;
   const foreign = new ForeignCpu();
-  const baselineKiB = rssKiB(srv.pid);
+  const baselineKiB = await stableRssKiB(srv.pid);
   const kibPerConn: Record<number, number> = {};
   let connected = 0;
   try {
@@ -275,9 +275,8 @@ async function memory(c: Ctx): Promise<MemoryResult> {
       const failed = rs.find((r) => r.errors > 0);
       if (failed) throw new Error(`idle logins failed: ${failed.firstError}`);
       connected = level;
-      await sleep(2_000);
       await waitQuiet();
-      const rss = rssKiB(srv.pid);
+      const rss = await stableRssKiB(srv.pid);
       kibPerConn[level] = (rss - baselineKiB) / level;
       log(`${peer.name}: ${fmt(level)} idle connections: RSS ${fmt(rss / 1024, 1)} MiB ` +
         `(baseline ${fmt(baselineKiB / 1024, 1)}), ${fmt(kibPerConn[level], 1)} KiB/conn`);

@@ -1,0 +1,118 @@
+// XMPP over WebSocket, RFC 7395, at /xmpp-websocket on the HTTP port: subprotocol
+// `xmpp`, one complete element per message, <open/> and <close/> in the framing
+// namespace instead of the stream tags. Everything after the framing — features,
+// SASL, binding, routing — is the same C2SStream as TCP.
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type WebSocket } from "ws";
+import xml, { type Element } from "@xmpp/xml";
+import type { Logger } from "../log.js";
+import { NS_STREAMS, StreamError } from "./errors.js";
+import { XMLStreamReader } from "./xml-stream.js";
+import { NS_CLIENT, type C2SStream, type C2STransport } from "./c2s.js";
+
+export const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
+
+export interface XmppWebSocketOptions {
+  maxStanzaBytes: number;
+  maxPreAuthStanzaBytes: number;
+  maxChildren: number;
+  /** Is this request's connection confidential (TLS in front, or a trusted interface)? */
+  isSecure: (req: IncomingMessage) => boolean;
+}
+
+export function xmppWebSocket(options: XmppWebSocketOptions, openStream: (transport: C2STransport) => C2SStream, log: Logger) {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxStanzaBytes + 1024 });
+  const streams = new Set<C2SStream>();
+
+  function accept(ws: WebSocket, req: IncomingMessage): void {
+    let limit = options.maxPreAuthStanzaBytes;
+    let closing = false;
+    const transport: C2STransport = {
+      remoteAddress: req.socket.remoteAddress ?? "unknown",
+      secure: options.isSecure(req),
+      canStartTls: false,
+      sendHeader(attrs) {
+        // §3.3.2: the server's <open/> carries the stream attributes, no stream prefix.
+        const { xmlns: _c, "xmlns:stream": _s, ...rest } = attrs;
+        ws.send(xml("open", { xmlns: NS_FRAMING, ...rest }).toString());
+      },
+      send(element: Element) {
+        if (ws.readyState !== ws.OPEN) return;
+        // Each message stands alone: prefixes and the content namespace are declared in it.
+        if (element.name.startsWith("stream:")) element.attrs["xmlns:stream"] = NS_STREAMS;
+        else if ((element.name === "message" || element.name === "presence" || element.name === "iq") && !element.attrs.xmlns) element.attrs.xmlns = NS_CLIENT;
+        ws.send(element.toString());
+      },
+      close() {
+        if (closing) return;
+        closing = true;
+        if (ws.readyState === ws.OPEN) ws.send(xml("close", { xmlns: NS_FRAMING }).toString());
+        ws.close();
+        setTimeout(() => ws.terminate(), 2000).unref();
+      },
+      startTls() {},
+      restart() {},
+      setMaxStanzaBytes(bytes) {
+        limit = bytes;
+      },
+    };
+    const stream = openStream(transport);
+    streams.add(stream);
+
+    ws.on("message", (data, isBinary) => {
+      const text = isBinary ? null : data.toString();
+      if (text === null) return stream.transportError(new StreamError("bad-format", "XMPP frames are text"));
+      if (Buffer.byteLength(text) > limit) return stream.transportError(new StreamError("policy-violation", `stanza larger than ${limit} bytes`));
+      const element = parseFrame(text, options.maxChildren);
+      if (element instanceof StreamError) return stream.transportError(element);
+      if (element.name === "open") {
+        if (element.attrs.xmlns !== NS_FRAMING) return stream.transportError(new StreamError("invalid-namespace", `<open/> must be in ${NS_FRAMING}`));
+        return stream.streamStart("stream:stream", { xmlns: NS_CLIENT, "xmlns:stream": NS_STREAMS, ...withoutXmlns(element.attrs) });
+      }
+      if (element.name === "close" && element.attrs.xmlns === NS_FRAMING) return stream.streamEnd();
+      stream.element(element);
+    });
+    ws.on("close", () => {
+      streams.delete(stream);
+      stream.transportClosed();
+    });
+    ws.on("error", (err) => log.debug({ err: err.message }, "xmpp websocket error"));
+  }
+
+  return {
+    upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+      // §3.1: the client must offer the `xmpp` subprotocol, and we answer with it.
+      const offered = String(req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
+      if (!offered.includes("xmpp")) {
+        socket.end("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + JSON.stringify({ error: "the xmpp WebSocket subprotocol is required (RFC 7395)" }));
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req));
+    },
+    get connections() {
+      return streams.size;
+    },
+    close(error: StreamError): Promise<void> {
+      for (const stream of streams) stream.fail(error);
+      return new Promise((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+const withoutXmlns = (attrs: Record<string, string>) => Object.fromEntries(Object.entries(attrs).filter(([k]) => k !== "xmlns"));
+
+/** §3.3.3: one message is exactly one complete element; anything else is not-well-formed. */
+function parseFrame(text: string, maxChildren: number): Element | StreamError {
+  const found: Element[] = [];
+  let failure: StreamError | null = null;
+  const reader = new XMLStreamReader(
+    { maxStanzaBytes: Number.MAX_SAFE_INTEGER, maxChildren },
+    { streamStart: () => {}, stanza: (el) => found.push(el), streamEnd: () => {}, error: (e) => (failure ??= e) },
+  );
+  // A wrapper element makes the frame a document for the stream reader.
+  reader.write(`<frame>${text}</frame>`);
+  if (failure) return failure;
+  if (found.length !== 1) return new StreamError("not-well-formed", found.length ? "one element per WebSocket message" : "a WebSocket message must hold a complete element");
+  return found[0]!;
+}
