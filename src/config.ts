@@ -66,6 +66,16 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   commands: z.strictObject({ timeoutMs: positiveInt.default(10000) }).prefault({}),
+  // Shapers (issue 6 §8). Defaults are generous: far above a device's or an operator's
+  // needs, and above what the benchmarks drive through one connection.
+  limits: z
+    .strictObject({
+      bytesPerSecond: positiveInt.default(1024 * 1024),
+      burstBytes: positiveInt.default(4 * 1024 * 1024),
+      connectionsPerSecond: positiveInt.default(500),
+      connectionBurst: positiveInt.default(20000),
+    })
+    .prefault({}),
   auth: z
     .strictObject({
       // RFC 7677 §4 asks for at least 4096 PBKDF2 iterations.

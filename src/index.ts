@@ -9,6 +9,7 @@ import type { Registry } from "./registry/registry.js";
 import { createAuthenticator } from "./auth/credentials.js";
 import { createFailureLimiter, type FailureLimiter } from "./auth/limiter.js";
 import { createMetrics, type Metrics } from "./metrics.js";
+import { connectionRateLimiter } from "./limits.js";
 import { loadTls } from "./tls.js";
 import { createXmppServer, type XmppServer } from "./xmpp/server.js";
 import { listenTcp } from "./xmpp/tcp.js";
@@ -122,6 +123,14 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   let xmppListener: { connections: number } | null = null;
   metrics = createMetrics({ router: xmpp.router, ingest, drainer, spool, dispatcher, mqtt: () => mqttBroker, xmppConnections: () => xmppListener?.connections ?? 0 });
 
+  const shape = { bytesPerSecond: config.limits.bytesPerSecond, burstBytes: config.limits.burstBytes };
+  const connections = connectionRateLimiter(config.limits.connectionsPerSecond, config.limits.connectionBurst);
+  const admit = (address: string) => {
+    const ok = connections.allow(address);
+    if (!ok) log.warn({ address }, "connection rate exceeded; connection closed");
+    return ok;
+  };
+
   const listeners: Array<{ close(error: StreamError): Promise<void> }> = [];
   const closeStores = async () => {
     await drainer.stop(config.tsdb.shutdownFlushMs);
@@ -131,7 +140,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   };
   try {
     const mqtt = await startMqtt({
-      options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, tls },
+      options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, tls, shape, admit },
       auth,
       limiter: counted("mqtt"),
       presence: devicesOnMqtt,
@@ -154,6 +163,8 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
         port: config.xmpp.port,
         tls: tls.context,
         limits: { maxStanzaBytes: Math.min(config.xmpp.maxPreAuthStanzaBytes, config.xmpp.maxStanzaBytes), maxChildren: MAX_CHILDREN },
+        shape,
+        admit,
       },
       xmpp.openStream,
       log,
@@ -164,6 +175,8 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
         maxStanzaBytes: config.xmpp.maxStanzaBytes,
         maxPreAuthStanzaBytes: Math.min(config.xmpp.maxPreAuthStanzaBytes, config.xmpp.maxStanzaBytes),
         maxChildren: MAX_CHILDREN,
+        shape,
+        admit,
         isSecure: (req) => Boolean((req.socket as { encrypted?: boolean }).encrypted) || config.xmpp.websocketSecureFrom.includes(req.socket.remoteAddress ?? ""),
       },
       xmpp.openStream,

@@ -27,6 +27,8 @@ export interface MqttOptions {
   maxPacketBytes: number;
   /** PEM certificate and key (the XMPP ones). */
   tls: { cert: string; key: string };
+  shape?: { bytesPerSecond: number; burstBytes: number };
+  admit?: (address: string) => boolean;
 }
 
 export interface MqttCounters {
@@ -177,10 +179,19 @@ export async function startMqtt(deps: {
   aedes.on("connectionError", (client, err) => log.debug({ clientId: client?.id, err: err.message }, "mqtt connection error"));
 
   function accept(stream: Duplex & { remoteAddress?: string }, req?: IncomingMessage): void {
-    const guarded = new GuardedConnection(stream, options.maxPacketBytes, (verdict, bytes) => {
-      counters.rejectedPackets++;
-      log.info({ protocol: "mqtt", address: stream.remoteAddress, verdict, bytes, limit: options.maxPacketBytes }, "packet refused; connection closed");
-    });
+    if (options.admit && !options.admit(stream.remoteAddress ?? "unknown")) {
+      stream.destroy();
+      return;
+    }
+    const guarded = new GuardedConnection(
+      stream,
+      options.maxPacketBytes,
+      (verdict, bytes) => {
+        counters.rejectedPackets++;
+        log.info({ protocol: "mqtt", address: stream.remoteAddress, verdict, bytes, limit: options.maxPacketBytes }, "packet refused; connection closed");
+      },
+      options.shape,
+    );
     guarded.on("error", () => {});
     aedes.handle(guarded, req);
   }

@@ -9,6 +9,7 @@
 // name are rewritten in place to the control characters below, which the topic ACL
 // refuses and reports with the original characters.
 import { Duplex } from "node:stream";
+import { TokenBucket } from "../../src/limits.js";
 
 export const WILDCARD_MARKS: Record<string, string> = { "\u0001": "+", "\u0002": "#" };
 const PLUS = 0x2b;
@@ -89,14 +90,20 @@ export class FixedHeaderScanner {
  */
 export class GuardedConnection extends Duplex {
   private readonly scanner: FixedHeaderScanner;
+  private readonly bucket: TokenBucket | null;
+  /** Reads stop for two reasons: aedes is not reading, or the shaper says wait. */
+  private backpressured = false;
+  private throttled = false;
 
   constructor(
     readonly socket: Duplex & { remoteAddress?: string },
     maxPacketBytes: number,
     onReject: (verdict: GuardVerdict, packetBytes?: number) => void,
+    shape?: { bytesPerSecond: number; burstBytes: number },
   ) {
     super({ allowHalfOpen: false });
     this.scanner = new FixedHeaderScanner(maxPacketBytes);
+    this.bucket = shape ? new TokenBucket(shape.bytesPerSecond, shape.burstBytes) : null;
     socket.on("data", (chunk: Buffer) => {
       const rejected = this.scanner.scan(chunk);
       if (rejected) {
@@ -104,7 +111,19 @@ export class GuardedConnection extends Duplex {
         socket.destroy();
         return;
       }
-      if (!this.push(chunk)) socket.pause();
+      if (!this.push(chunk)) {
+        this.backpressured = true;
+        socket.pause();
+      }
+      const wait = this.bucket?.take(chunk.length) ?? 0;
+      if (wait > 0 && !this.throttled) {
+        this.throttled = true;
+        socket.pause();
+        setTimeout(() => {
+          this.throttled = false;
+          if (!this.backpressured) socket.resume();
+        }, wait).unref();
+      }
     });
     socket.on("end", () => this.push(null));
     socket.on("error", (err) => this.destroy(err));
@@ -117,7 +136,8 @@ export class GuardedConnection extends Duplex {
   }
 
   override _read(): void {
-    this.socket.resume();
+    this.backpressured = false;
+    if (!this.throttled) this.socket.resume();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {

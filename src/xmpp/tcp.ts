@@ -8,6 +8,7 @@ import { escapeXML, type Element } from "@xmpp/xml";
 import type { Logger } from "../log.js";
 import type { StreamError } from "./errors.js";
 import { listen } from "../listen.js";
+import { byteShaper } from "../limits.js";
 import { XMLStreamReader, type StreamLimits } from "./xml-stream.js";
 import type { C2SStream, C2STransport } from "./c2s.js";
 
@@ -19,6 +20,10 @@ export interface TcpListenerOptions {
   limits: StreamLimits;
   /** A peer that sends this much unread output is cut off rather than buffered without end. */
   maxOutputBytes?: number;
+  /** Per-connection read rate (bytes/s, burst): over it, reads pause. */
+  shape?: { bytesPerSecond: number; burstBytes: number };
+  /** Per-address connection rate: false closes the new connection at once. */
+  admit?: (address: string) => boolean;
 }
 
 export interface Listener {
@@ -36,6 +41,10 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
   const streams = new Set<C2SStream>();
 
   function accept(raw: net.Socket): void {
+    if (options.admit && !options.admit(raw.remoteAddress ?? "unknown")) {
+      raw.destroy();
+      return;
+    }
     sockets.add(raw);
     raw.setNoDelay(true);
     let socket: Socket = raw;
@@ -121,9 +130,11 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
         socket.destroy();
       }
     }
+    // Pauses whichever socket currently carries the stream (plain, then TLS).
+    const shape = options.shape ? byteShaper({ pause: () => socket.pause(), resume: () => socket.resume() }, options.shape.bytesPerSecond, options.shape.burstBytes) : null;
     function onData(chunk: Buffer): void {
-      const current = reader;
-      current.write(decoder.write(chunk));
+      shape?.(chunk.length);
+      reader.write(decoder.write(chunk));
     }
 
     raw.on("data", onData);

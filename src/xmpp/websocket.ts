@@ -9,6 +9,7 @@ import xml, { type Element } from "@xmpp/xml";
 import type { Logger } from "../log.js";
 import { NS_STREAMS, StreamError } from "./errors.js";
 import { XMLStreamReader } from "./xml-stream.js";
+import { byteShaper } from "../limits.js";
 import { NS_CLIENT, type C2SStream, type C2STransport } from "./c2s.js";
 
 export const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
@@ -19,6 +20,8 @@ export interface XmppWebSocketOptions {
   maxChildren: number;
   /** Is this request's connection confidential (TLS in front, or a trusted interface)? */
   isSecure: (req: IncomingMessage) => boolean;
+  shape?: { bytesPerSecond: number; burstBytes: number };
+  admit?: (address: string) => boolean;
 }
 
 export function xmppWebSocket(options: XmppWebSocketOptions, openStream: (transport: C2STransport) => C2SStream, log: Logger) {
@@ -59,8 +62,10 @@ export function xmppWebSocket(options: XmppWebSocketOptions, openStream: (transp
     };
     const stream = openStream(transport);
     streams.add(stream);
+    const shape = options.shape ? byteShaper(ws, options.shape.bytesPerSecond, options.shape.burstBytes) : null;
 
     ws.on("message", (data, isBinary) => {
+      shape?.((data as Buffer).length);
       const text = isBinary ? null : data.toString();
       if (text === null) return stream.transportError(new StreamError("bad-format", "XMPP frames are text"));
       if (Buffer.byteLength(text) > limit) return stream.transportError(new StreamError("policy-violation", `stanza larger than ${limit} bytes`));
@@ -88,6 +93,7 @@ export function xmppWebSocket(options: XmppWebSocketOptions, openStream: (transp
         socket.end("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + JSON.stringify({ error: "the xmpp WebSocket subprotocol is required (RFC 7395)" }));
         return;
       }
+      if (options.admit && !options.admit(req.socket.remoteAddress ?? "unknown")) return void socket.destroy();
       wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req));
     },
     get connections() {
