@@ -2,6 +2,7 @@
 // collaborators it needs; the caller validated the config, and no port opens before
 // the stores are open.
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Config } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { openSqliteRegistry } from "./registry/sqlite.js";
@@ -54,6 +55,9 @@ export interface BrokerOptions {
   /** The device types; the shipped ones by default (tests add their own). */
   deviceTypes?: readonly DeviceType[];
 }
+
+/** The built operator console: dist/console, whether this file runs from src/ (tsx) or dist/src/. */
+const CONSOLE_DIR = fileURLToPath(new URL(import.meta.url.includes("/dist/src/") ? "../console" : "../dist/console", import.meta.url));
 
 /** Most elements in one stanza (the limit). */
 const MAX_CHILDREN = 10_000;
@@ -190,7 +194,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
       const full = spool.bytes >= config.tsdb.spoolMaxBytes * 0.95;
       return full ? { ok: false, reason: "telemetry spool nearly full", ...backlog } : { ok: true, ...backlog };
     };
-    const http = await startHttp({ host: config.http.host, port: config.http.port, log, ready, metrics: metrics.registry, upgrades: { "/mqtt": mqttWs.upgrade, "/xmpp-websocket": xmppWs.upgrade } });
+    const http = await startHttp({ host: config.http.host, port: config.http.port, log, ready, metrics: metrics.registry, consoleDir: CONSOLE_DIR, upgrades: { "/mqtt": mqttWs.upgrade, "/xmpp-websocket": xmppWs.upgrade } });
     listeners.push({ close: () => (mqttWs.close(), http.close()) });
 
     const ports = { xmpp: c2s.port, mqtt: mqtt.ports.mqtt, mqttTls: mqtt.ports.mqttTls, http: http.port };

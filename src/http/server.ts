@@ -2,6 +2,8 @@
 // WebSocket and the operator console arrive with later issues.
 import http from "node:http";
 import { listen } from "../listen.js";
+import { createReadStream, existsSync } from "node:fs";
+import { extname, join } from "node:path";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../log.js";
 
@@ -19,6 +21,8 @@ export async function startHttp(opts: {
   ready: () => { ok: boolean; reason?: string; [detail: string]: unknown };
   /** Prometheus registry served at /metrics. */
   metrics?: { metrics(): Promise<string>; contentType: string };
+  /** The operator console's built files, served at `/` (index.html) and `/<file>`. */
+  consoleDir?: string;
   /** WebSocket endpoints by path (`/mqtt`, `/xmpp-websocket`). */
   upgrades?: Record<string, UpgradeHandler>;
 }): Promise<HttpListener> {
@@ -26,6 +30,19 @@ export async function startHttp(opts: {
     res.writeHead(status, { "content-type": "application/json" });
     res.end(JSON.stringify(body));
   };
+  const TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".map": "application/json", ".svg": "image/svg+xml", ".png": "image/png" };
+  /** A file of the built console: only names in its own folder, no traversal. */
+  function consoleFile(path: string, res: http.ServerResponse): (() => void) | undefined {
+    if (!opts.consoleDir) return undefined;
+    const name = path === "/" ? "index.html" : path.slice(1);
+    if (!/^[\w.-]+$/.test(name) || name.startsWith(".")) return undefined;
+    const file = join(opts.consoleDir, name);
+    if (!existsSync(file)) return undefined;
+    return () => {
+      res.writeHead(200, { "content-type": TYPES[extname(name)] ?? "application/octet-stream", "cache-control": name === "index.html" ? "no-cache" : "max-age=3600" });
+      createReadStream(file).pipe(res);
+    };
+  }
   const server = http.createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const routes: Record<string, () => void> = {
@@ -45,7 +62,7 @@ export async function startHttp(opts: {
         json(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready", ...detail });
       },
     };
-    const route = path ? routes[path] : undefined;
+    const route = path ? (routes[path] ?? consoleFile(path, res)) : undefined;
     if (!route) return json(res, 404, { error: "not found", path });
     if (req.method !== "GET" && req.method !== "HEAD") return json(res, 405, { error: "method not allowed", method: req.method });
     route();
