@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { compileTemplate, filtersOverlap, templateProblem } from "../bridges/remote/templates.js";
 
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1);
@@ -11,6 +12,30 @@ const positiveInt = z.number().int().positive();
 const domainName = z
   .string()
   .regex(/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, "must be a lowercase DNS name");
+
+const bridgeSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, "must match [a-z0-9][a-z0-9._-]{0,63}"),
+  url: z.string().regex(/^(mqtts?|wss?):\/\/[^/\s]+/, "must be an mqtt://, mqtts://, ws:// or wss:// URL"),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  clientId: z.string().min(1).max(64).optional(),
+  tls: z
+    .strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional(), rejectUnauthorized: z.boolean().default(true) })
+    .optional(),
+  qos: z.union([z.literal(0), z.literal(1)]).default(1),
+  /** The type of every device of this bridge, unless a template carries {type}. */
+  deviceType: z.string().optional(),
+  topics: z.strictObject({
+    telemetry: z.string().min(1),
+    status: z.string().min(1).optional(),
+    commands: z.string().min(1).optional(),
+    replies: z.string().min(1).optional(),
+    errors: z.string().min(1).optional(),
+  }),
+  autoProvision: z.boolean().default(false),
+  /** A required bridge that is down makes the broker not ready. */
+  required: z.boolean().default(false),
+});
 
 export const configSchema = z.strictObject({
   domain: domainName.default("localhost"),
@@ -76,6 +101,7 @@ export const configSchema = z.strictObject({
       connectionBurst: positiveInt.default(20000),
     })
     .prefault({}),
+  bridges: z.array(bridgeSchema).default([]),
   auth: z
     .strictObject({
       // RFC 7677 §4 asks for at least 4096 PBKDF2 iterations.
@@ -88,6 +114,7 @@ export const configSchema = z.strictObject({
 });
 
 export type Config = z.infer<typeof configSchema>;
+export type BridgeConfig = Config["bridges"][number];
 
 export class ConfigError extends Error {
   readonly code = "SB_ERR_CONFIG";
@@ -105,8 +132,31 @@ export function formatIssues(error: z.ZodError, source: string): string {
     .join("\n");
 }
 
+/** Issue 7 §1: every template usable, no two bridges reading the same topics. */
+const checkedSchema = configSchema.superRefine((config, ctx) => {
+  const seen: Array<{ bridge: string; url: string; filter: string; key: string }> = [];
+  const names = new Set<string>();
+  config.bridges.forEach((bridge, i) => {
+    const at = (...path: string[]) => ["bridges", i, ...path];
+    if (names.has(bridge.name)) ctx.addIssue({ code: "custom", path: at("name"), message: `bridge '${bridge.name}': the name is used twice` });
+    names.add(bridge.name);
+    const carriesType = Object.values(bridge.topics).some((t) => t?.includes("{type}"));
+    if (!bridge.deviceType && !carriesType) ctx.addIssue({ code: "custom", path: at("deviceType"), message: `bridge '${bridge.name}': name a deviceType or put {type} in a template` });
+    for (const [key, template] of Object.entries(bridge.topics)) {
+      if (!template) continue;
+      const problem = templateProblem(template, key === "commands" ? ["device", "command"] : ["device"]);
+      if (problem) ctx.addIssue({ code: "custom", path: at("topics", key), message: `bridge '${bridge.name}': template '${template}' ${problem}` });
+      const filter = compileTemplate(template).filter;
+      for (const other of seen)
+        if (other.url === bridge.url && filtersOverlap(other.filter, filter))
+          ctx.addIssue({ code: "custom", path: at("topics", key), message: `bridge '${bridge.name}': '${template}' maps the same topics as bridge '${other.bridge}' ${other.key}` });
+      seen.push({ bridge: bridge.name, url: bridge.url, filter, key: `topics.${key}` });
+    }
+  });
+});
+
 export function parseConfig(raw: unknown, source = "config"): Config {
-  const result = configSchema.safeParse(raw ?? {});
+  const result = checkedSchema.safeParse(raw ?? {});
   if (!result.success) throw new ConfigError(formatIssues(result.error, source));
   return result.data;
 }

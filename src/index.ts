@@ -35,6 +35,9 @@ import { startMqtt, type MqttBroker } from "../bridges/mqtt/broker.js";
 import { mqttPresence } from "../bridges/mqtt/presence.js";
 import { mqttWebSocket } from "../bridges/mqtt/websocket.js";
 import { deviceTopic } from "../bridges/mqtt/acl.js";
+import { startBridge, type Bridge } from "../bridges/remote/bridge.js";
+import { bridgeDisco } from "../bridges/remote/disco.js";
+import { addAccount } from "./provision.js";
 
 export interface Broker {
   ports: { xmpp: number; mqtt: number; mqttTls: number | null; http: number };
@@ -100,7 +103,15 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const agent = createDeviceAgent({ router: xmpp.router });
   const devicesOnMqtt = mqttPresence({ router: xmpp.router, presence: xmpp.presence, agent });
   let publishCommand: (topic: string, payload: unknown) => Promise<void> = () => Promise.reject(new Error("MQTT is not running"));
-  const dispatcher = createDispatcher({ publish: (topic, payload) => publishCommand(topic, payload), isOnline: devicesOnMqtt.isOnline });
+  const bridges: Bridge[] = [];
+  const bridgeFor = (device: string) => bridges.find((b) => b.serves(device));
+  const dispatcher = createDispatcher({
+    deliver: (device, command, payload) => {
+      const bridge = bridgeFor(device);
+      return bridge ? bridge.publishCommand(device, command, payload) : publishCommand(`devices/${device}/commands/${command}`, payload);
+    },
+    isOnline: (device) => devicesOnMqtt.isOnline(device) || bridgeFor(device) !== undefined,
+  });
   devicesOnMqtt.onOffline((device) => dispatcher.offline(device));
   const commandOutcomes = new Map<string, number>();
   const commands = adhocModule({
@@ -125,7 +136,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
 
   let mqttBroker: MqttBroker | null = null;
   let xmppListener: { connections: number } | null = null;
-  metrics = createMetrics({ router: xmpp.router, ingest, drainer, spool, dispatcher, mqtt: () => mqttBroker, xmppConnections: () => xmppListener?.connections ?? 0 });
+  metrics = createMetrics({ router: xmpp.router, ingest, drainer, spool, dispatcher, mqtt: () => mqttBroker, xmppConnections: () => xmppListener?.connections ?? 0, bridges: () => bridges.map((b) => b.state) });
 
   const shape = { bytesPerSecond: config.limits.bytesPerSecond, burstBytes: config.limits.burstBytes };
   const connections = connectionRateLimiter(config.limits.connectionsPerSecond, config.limits.connectionBurst);
@@ -143,6 +154,28 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     registry.close();
   };
   try {
+    // Bridges to other MQTT brokers (issue 7): same ingest, presence and dispatch.
+    for (const bridgeConfig of config.bridges) {
+      const bridgePresence = mqttPresence({ router: xmpp.router, presence: xmpp.presence, agent, resource: bridgeConfig.name });
+      bridgePresence.onOffline((device) => dispatcher.offline(device));
+      bridges.push(
+        startBridge(bridgeConfig, {
+          registry,
+          ingest,
+          presence: bridgePresence,
+          onReply: (device, payload) => dispatcher.reply(device, payload),
+          provision: (device, type) =>
+            addAccount(registry, { name: device, role: "device", type }, config.auth.scramIterations, types.map((t) => t.name)).then(
+              (a) => (log.info({ bridge: bridgeConfig.name, device, type }, "device provisioned from a bridge"), registry.get(a.name)),
+              (err: Error) => (log.info({ bridge: bridgeConfig.name, device, err: err.message }, "device not provisioned"), undefined),
+            ),
+          isDeviceType: (name) => deviceType(name) !== undefined,
+          log,
+        }),
+      );
+    }
+    listeners.push({ close: () => Promise.all(bridges.map((b) => b.close())).then(() => {}) });
+    bridgeDisco({ router: xmpp.router, disco: xmpp.disco, bridges });
     const mqtt = await startMqtt({
       options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, tls, shape, admit },
       auth,
@@ -192,7 +225,11 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     const ready = () => {
       const backlog = { spooled: spool.depth, spoolBytes: spool.bytes, storeFailing: drainer.state.failing, lastError: drainer.state.lastError };
       const full = spool.bytes >= config.tsdb.spoolMaxBytes * 0.95;
-      return full ? { ok: false, reason: "telemetry spool nearly full", ...backlog } : { ok: true, ...backlog };
+      const down = bridges.filter((b) => b.required && !b.state.connected).map((b) => b.state.name);
+      const bridgeStates = bridges.map((b) => ({ name: b.state.name, connected: b.state.connected, lastError: b.state.lastError }));
+      if (full) return { ok: false, reason: "telemetry spool nearly full", ...backlog, bridges: bridgeStates };
+      if (down.length) return { ok: false, reason: `required bridge down: ${down.join(", ")}`, ...backlog, bridges: bridgeStates };
+      return { ok: true, ...backlog, bridges: bridgeStates };
     };
     const http = await startHttp({ host: config.http.host, port: config.http.port, log, ready, metrics: metrics.registry, consoleDir: CONSOLE_DIR, upgrades: { "/mqtt": mqttWs.upgrade, "/xmpp-websocket": xmppWs.upgrade } });
     listeners.push({ close: () => (mqttWs.close(), http.close()) });

@@ -25,6 +25,7 @@ export function createMetrics(deps: {
   dispatcher: Dispatcher;
   mqtt: () => MqttBroker | null;
   xmppConnections: () => number;
+  bridges?: () => Array<{ name: string; connected: boolean; messagesIn: number; messagesOut: number; reconnects: number }>;
 }): Metrics {
   const { router, ingest, drainer, spool, dispatcher } = deps;
   const registry = new Registry();
@@ -108,6 +109,30 @@ export function createMetrics(deps: {
     { unknown: () => dispatcher.counters.unknownReplies, late: () => dispatcher.counters.lateReplies, duplicate: () => dispatcher.counters.duplicateReplies, malformed: () => dispatcher.counters.malformedReplies },
     "reason",
   );
+  new Gauge({
+    name: "switchboard_bridge_connected",
+    help: "1 while a bridge's link to its remote broker is up",
+    labelNames: ["bridge"],
+    registers,
+    collect() {
+      for (const b of deps.bridges?.() ?? []) this.set({ bridge: b.name }, b.connected ? 1 : 0);
+    },
+  });
+  for (const [metric, key, help] of [
+    ["switchboard_bridge_messages_in", "messagesIn", "Messages received from a bridge's remote broker"],
+    ["switchboard_bridge_messages_out", "messagesOut", "Messages published to a bridge's remote broker"],
+    ["switchboard_bridge_reconnects", "reconnects", "Times a bridge's link was lost"],
+  ] as const)
+    new Gauge({
+      name: metric,
+      help,
+      labelNames: ["bridge"],
+      registers,
+      collect() {
+        for (const b of deps.bridges?.() ?? []) this.set({ bridge: b.name }, b[key]);
+      },
+    });
+
   const commands = new Counter({ name: "switchboard_commands_total", help: "Commands by outcome", labelNames: ["outcome"], registers });
   const commandSeconds = new Histogram({ name: "switchboard_command_seconds", help: "Command round trip through the broker", labelNames: ["outcome"], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30], registers });
   const authFailures = new Counter({ name: "switchboard_auth_failures_total", help: "Failed logins by protocol", labelNames: ["protocol"], registers });

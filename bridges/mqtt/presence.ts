@@ -39,20 +39,24 @@ interface Entry {
   successor: MqttConnection | null;
 }
 
-export function mqttPresence(deps: { router: Router; presence: PresenceService; agent: DeviceAgent }): MqttPresence {
-  const { router, presence, agent } = deps;
+/**
+ * Sessions for devices the broker speaks for, one resource per way in: `mqtt` for the
+ * embedded broker, the bridge's name for a bridged broker (issue 7 §3).
+ */
+export function mqttPresence(deps: { router: Router; presence: PresenceService; agent: DeviceAgent; resource?: string }): MqttPresence {
+  const { router, presence, agent, resource = MQTT_RESOURCE } = deps;
   const entries = new Map<string, Entry>();
   const offlineListeners: Array<(device: string) => void> = [];
 
   function newSession(account: Account, entry: () => Entry): Session {
-    const jid = new JID(account.name, router.domain, MQTT_RESOURCE);
+    const jid = new JID(account.name, router.domain, resource);
     const session: Session = {
-      id: `mqtt:${account.name}`,
+      id: `${resource}:${account.name}`,
       jid,
       full: jid.toString(),
       bare: `${account.name}@${router.domain}`,
       account,
-      protocol: "mqtt",
+      protocol: resource === MQTT_RESOURCE ? "mqtt" : "bridge",
       presence: null,
       priority: 0,
       rosterRequested: false,
@@ -63,6 +67,7 @@ export function mqttPresence(deps: { router: Router; presence: PresenceService; 
   }
 
   function end(name: string, entry: Entry, status: string): void {
+    if (entries.get(name) !== entry) return;
     entries.delete(name);
     if (router.sessions.remove(entry.session)) presence.ended(entry.session, status);
     for (const listener of offlineListeners) listener(name);

@@ -62,7 +62,11 @@ function recentIds(capacity: number) {
   };
 }
 
-export function createDispatcher(deps: { publish: (topic: string, payload: unknown) => Promise<void>; isOnline: (device: string) => boolean }): Dispatcher {
+export function createDispatcher(deps: {
+  /** Sends `{"id","params"}` to the device: the embedded broker's commands topic, or a bridge's. */
+  deliver: (device: string, command: string, payload: { id: string; params: Record<string, unknown> }) => Promise<void>;
+  isOnline: (device: string) => boolean;
+}): Dispatcher {
   const pending = new Map<string, Pending>();
   const recent = recentIds(10_000);
   const counters: DispatchCounters = { sent: 0, unknownReplies: 0, lateReplies: 0, duplicateReplies: 0, malformedReplies: 0 };
@@ -90,7 +94,7 @@ export function createDispatcher(deps: { publish: (topic: string, payload: unkno
         }, timeoutMs);
         pending.set(id, { device, command, result, resolve, reject, timer });
         counters.sent++;
-        deps.publish(`devices/${device}/commands/${command}`, { id, params }).catch((err: Error) => {
+        deps.deliver(device, command, { id, params }).catch((err: Error) => {
           settle(id, "settled")?.reject(new CommandFailure("offline", `could not publish to ${device}: ${err.message}`));
         });
       });

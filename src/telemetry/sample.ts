@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 // A validated, time-stamped measurement, as the core passes it around.
 export type FieldValue = number | boolean | string;
 
@@ -17,13 +19,16 @@ export interface SpooledSample extends Sample {
 }
 
 /**
- * The timestamp a sample is stored under, in nanoseconds. The sub-millisecond
- * digits come from the spool sequence, so two samples of one device in the same
- * millisecond stay distinct, and a replayed sample lands on the same point
- * (InfluxDB overwrites a point with the same series and time) instead of a new one.
+ * The timestamp a sample is stored under, in nanoseconds: its millisecond time plus
+ * six sub-millisecond digits from a hash of its content. Point identity is thus
+ * deterministic: a sample written again (a spool replay after a crash, or an MQTT
+ * QoS 1 redelivery of the same message) lands on the same point, which InfluxDB
+ * overwrites, while two different samples of one device in the same millisecond
+ * stay distinct.
  */
-export function pointTimeNs(sample: SpooledSample): string {
-  return `${sample.time}${String(sample.seq % 1_000_000).padStart(6, "0")}`;
+export function pointTimeNs(sample: Sample): string {
+  const digest = createHash("sha1").update(JSON.stringify([sample.device, sample.tags, sample.fields])).digest();
+  return `${sample.time}${String(digest.readUInt32BE(0) % 1_000_000).padStart(6, "0")}`;
 }
 
 /** The JSON a subscriber sees (XEP-0335 payload, MQTT fan-out of XMPP samples). */

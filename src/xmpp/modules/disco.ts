@@ -10,13 +10,13 @@ export const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
 
 export interface Disco {
   addFeature(scope: "host" | "account", feature: string): void;
-  addItem(jid: string, name: string): void;
+  addItem(jid: string, name: string, node?: string): void;
 }
 
 export function discoModule(deps: { router: Router; registry: Registry }): Disco {
   const { router, registry } = deps;
   const features = { host: new Set([NS_DISCO_INFO, NS_DISCO_ITEMS]), account: new Set([NS_DISCO_INFO, NS_DISCO_ITEMS]) };
-  const items: Array<{ jid: string; name: string }> = [];
+  const items: Array<{ jid: string; name: string; node?: string }> = [];
 
   const answer = (event: StanzaEvent, query: Element) => router.reply(event, xml("iq", { type: "result", id: event.stanza.attrs.id }, query));
   // A node nobody registered (§3.1): item-not-found. Later modules (commands) claim their nodes first.
@@ -52,6 +52,6 @@ export function discoModule(deps: { router: Router; registry: Registry }): Disco
 
   return {
     addFeature: (scope, feature) => void features[scope].add(feature),
-    addItem: (jid, name) => void items.push({ jid, name }),
+    addItem: (jid, name, node) => void items.push({ jid, name, node }),
   };
 }
