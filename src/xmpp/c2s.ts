@@ -7,12 +7,13 @@ import type { Logger } from "../log.js";
 import type { Authenticator } from "../auth/credentials.js";
 import type { FailureLimiter } from "../auth/limiter.js";
 import type { Account } from "../registry/registry.js";
-import { NS_SASL, NS_STREAMS, SASLError, StanzaError, StreamError, errorReply } from "./errors.js";
+import { NS_SASL, NS_STREAMS, StanzaError, StreamError, errorReply } from "./errors.js";
 import { JID, validResource } from "./jid.js";
 import type { Router } from "./router.js";
 import type { Session } from "./sessions.js";
 import type { PresenceService } from "./modules/presence.js";
-import { MECHANISMS, decodeSaslPayload, encodeSaslPayload, startExchange, type MechanismName, type SaslExchange } from "./sasl.js";
+import { MECHANISMS, encodeSaslPayload } from "./sasl.js";
+import { SaslNegotiation } from "./sasl-negotiation.js";
 import { NS_SESSION } from "./modules/session.js";
 
 export const NS_CLIENT = "jabber:client";
@@ -60,8 +61,7 @@ export class C2SStream {
   private headerSent = false;
   private account: Account | null = null;
   private session: Session | null = null;
-  private exchange: { mechanism: MechanismName; sasl: SaslExchange } | null = null;
-  private authFailures = 0;
+  private readonly negotiation: SaslNegotiation;
   private readonly queue: Element[] = [];
   private busy = false;
   private readonly negotiationTimer: NodeJS.Timeout;
@@ -71,6 +71,10 @@ export class C2SStream {
     private readonly transport: C2STransport,
     private readonly deps: C2SDeps,
   ) {
+    this.negotiation = new SaslNegotiation(
+      { remoteAddress: transport.remoteAddress, get secure() { return transport.secure; }, send: (el) => transport.send(el), closed: () => this.isClosed() },
+      { auth: deps.auth, limiter: deps.limiter, log: deps.log, domain: deps.options.domain, requireTls: deps.options.requireTls, maxAttempts: deps.options.maxAuthAttempts ?? 5, streamId: this.id },
+    );
     // Prosody's and ejabberd's model: a client gets a bounded time to authenticate and bind.
     this.negotiationTimer = setTimeout(
       () => this.fail(new StreamError("connection-timeout", "negotiation took too long")),
@@ -220,7 +224,7 @@ export class C2SStream {
   }
 
   private startTls(): void {
-    if (this.transport.secure || !this.transport.canStartTls || this.phase !== "negotiating" || this.exchange) {
+    if (this.transport.secure || !this.transport.canStartTls || this.phase !== "negotiating") {
       // §5.4.2.2: failure, then the stream is closed.
       this.transport.send(xml("failure", { xmlns: NS_TLS }));
       return this.end("STARTTLS refused");
@@ -232,56 +236,16 @@ export class C2SStream {
 
   private async sasl(element: Element): Promise<void> {
     if (this.phase !== "negotiating") return this.fail(new StreamError("policy-violation", "already authenticated"));
-    const { requireTls, domain } = this.deps.options;
-    if (element.name === "abort") {
-      this.exchange = null;
-      return void this.transport.send(new SASLError("aborted").toElement());
-    }
-    if (element.name === "auth") {
-      if (this.exchange) return this.saslFailure(new SASLError("malformed-request", "an exchange is already under way"));
-      if (requireTls && !this.transport.secure) return this.saslFailure(new SASLError("encryption-required", "use STARTTLS first"));
-      const mechanism = element.attrs.mechanism as MechanismName;
-      if (!MECHANISMS.includes(mechanism)) return this.saslFailure(new SASLError("invalid-mechanism", `'${element.attrs.mechanism ?? ""}' is not offered`));
-      this.exchange = { mechanism, sasl: startExchange(mechanism, { auth: this.deps.auth, domain }) };
-    } else if (element.name !== "response" || !this.exchange) {
-      return this.saslFailure(new SASLError("malformed-request", `unexpected <${element.name}/>`));
-    }
-    // §6.4.2: an <auth/> without text carries no initial response; "=" is an empty one.
-    const text = element.getText().trim();
-    let payload: Buffer | null = null;
-    if (text !== "" || element.name === "response") {
-      payload = text === "" ? Buffer.alloc(0) : decodeSaslPayload(text);
-      if (!payload) return this.saslFailure(new SASLError("malformed-request", "payload is not valid base64"));
-    }
-    const exchange = this.exchange!;
-    const step = await exchange.sasl.step(payload);
-    if (this.isClosed()) return; // the peer may have gone while the password was checked
-    switch (step.kind) {
-      case "challenge":
-        return void this.transport.send(xml("challenge", { xmlns: NS_SASL }, encodeSaslPayload(step.data)));
-      case "failure":
-        this.deps.log.info({ stream: this.id, mechanism: exchange.mechanism, user: step.username, address: this.transport.remoteAddress, condition: step.error.condition }, "authentication failed");
-        return this.saslFailure(step.error);
-      case "success":
-        this.exchange = null;
-        this.account = step.account;
-        this.phase = "authenticated";
-        this.transport.setMaxStanzaBytes(this.deps.options.maxStanzaBytes);
-        this.transport.send(xml("success", { xmlns: NS_SASL }, step.data ? encodeSaslPayload(step.data) : null));
-        this.headerSent = false;
-        this.transport.restart();
-    }
-  }
-
-  private async saslFailure(error: SASLError): Promise<void> {
-    this.exchange = null;
-    this.authFailures++;
-    const delay = this.deps.limiter.failure(this.transport.remoteAddress);
-    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-    if (this.isClosed()) return;
-    this.transport.send(error.toElement());
-    if (error.condition === "encryption-required" || this.authFailures >= (this.deps.options.maxAuthAttempts ?? 5))
-      this.fail(new StreamError("policy-violation", "too many failed authentication attempts"));
+    const outcome = await this.negotiation.handle(element);
+    if (outcome.kind === "fatal") return this.fail(outcome.error);
+    if (outcome.kind !== "success" || this.isClosed()) return;
+    this.account = outcome.account;
+    this.phase = "authenticated";
+    this.transport.setMaxStanzaBytes(this.deps.options.maxStanzaBytes);
+    this.transport.send(xml("success", { xmlns: NS_SASL }, outcome.data ? encodeSaslPayload(outcome.data) : null));
+    // §6.4.6: both sides restart the stream; the next bytes are a new stream header.
+    this.headerSent = false;
+    this.transport.restart();
   }
 
   private bind(iq: Element): void {
