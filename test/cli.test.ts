@@ -568,7 +568,7 @@ async function tryLogin(port: number, user: string, password: string): Promise<b
     c.send(STREAM_OPEN());
     await c.expect(/<\/stream:features>/);
     c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString("base64")}</auth>`);
-    const m = await c.expect(/<(success|failure)\b/);
+    const m = await c.expect(/<(success|failure)\b/, 15_000);
     return m[1] === "success";
   } finally {
     c.close();
@@ -593,6 +593,8 @@ t.test("the CLI works while a broker runs on the same dataDir", { timeout: 90_00
       "xmpp: {host: 127.0.0.1, port: 0}",
       "mqtt: {host: 127.0.0.1, port: 0, tlsPort: null}",
       "http: {host: 127.0.0.1, port: 0}",
+      // The checks below fail logins on purpose, repeatedly: no slow-down for them.
+      "auth: {failuresBeforeDelay: 1000}",
       "",
     ].join("\n"),
   );

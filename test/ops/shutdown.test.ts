@@ -65,7 +65,8 @@ t.test("SIGTERM during a burst: every acknowledged sample is kept; devices go un
   const stored = (new Database(join(dir, "data/telemetry.sqlite"), { readonly: true }).prepare("SELECT count(*) AS n FROM samples").get() as { n: number }).n;
   const spooled = (new Database(join(dir, "data/spool.sqlite"), { readonly: true }).prepare("SELECT count(*) AS n FROM spool").get() as { n: number }).n;
   t.ok(acked > 300, `${acked} samples acknowledged`);
-  t.equal(stored + spooled, acked, `stored ${stored} + spooled ${spooled} = acknowledged ${acked}`);
+  // One publish may be accepted and kept while its PUBACK is lost in the shutdown.
+  t.ok(stored + spooled >= acked && stored + spooled <= acked + 1, `stored ${stored} + spooled ${spooled} covers the ${acked} acknowledged`);
   t.match(broker.out(), /"msg":"stopped"/);
   op.close();
 });
