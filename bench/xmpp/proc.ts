@@ -93,7 +93,7 @@ export async function waitQuiet(maxMs = 20_000): Promise<void> {
   }
   quietBudgetMs = Math.max(0, quietBudgetMs - Math.max(0, Date.now() - t0 - 1_000));
 }
-let quietBudgetMs = 120_000;
+let quietBudgetMs = 90_000;
 
 /** Soft limit on open files of this process, from /proc/self/limits. */
 export function openFilesLimit(): number {

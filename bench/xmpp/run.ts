@@ -170,27 +170,29 @@ async function loginRate(c: Ctx, concurrency: number): Promise<number> {
 }
 
 // Phases disturbed by other processes are measured again, up to twice, within
-// a time budget for the whole bench; the last attempt is kept either way and
-// its disturbance is reported.
-let retryBudgetMs = 90_000;
+// a time budget for the whole bench; the least disturbed attempt is kept and
+// its disturbance reported.
+let retryBudgetMs = 60_000;
 async function undisturbed<T extends object>(label: string, fn: () => Promise<T>): Promise<T & { foreignCpuPct: number }> {
+  let best: (T & { foreignCpuPct: number }) | undefined;
   for (let attempt = 1; ; attempt++) {
     await waitQuiet();
     const foreign = new ForeignCpu();
     const t = Date.now();
-    const r = await fn();
-    const foreignCpuPct = foreign.pct();
-    if (foreignCpuPct <= 20 || attempt === 3 || retryBudgetMs <= 0) return { ...r, foreignCpuPct };
+    const r = { ...(await fn()), foreignCpuPct: 0 };
+    r.foreignCpuPct = foreign.pct();
+    if (!best || r.foreignCpuPct < best.foreignCpuPct) best = r;
+    if (best.foreignCpuPct <= 20 || attempt === 3 || retryBudgetMs <= 0) return best;
     retryBudgetMs -= Date.now() - t;
-    log(`${label}: other processes used ${fmt(foreignCpuPct)}% of a core; measuring again`);
+    log(`${label}: other processes used ${fmt(r.foreignCpuPct)}% of a core; measuring again`);
   }
 }
 
 /**
  * Throughput, latency, then logins, on a freshly started server. Routing
- * goes first: after a few thousand logins and logouts Prosody routes at
- * less than half its fresh rate for minutes (its Lua heap stays large),
- * and a routing figure should not depend on what ran before it.
+ * goes first so that it does not depend on what ran before it: after a
+ * storm of logins and logouts Prosody, for one, stays slower for minutes
+ * (its Lua heap stays large).
  */
 async function speed(c: Ctx): Promise<SpeedResult> {
   const name = c.peer.name;

@@ -33,6 +33,8 @@ async function sync(c: RawClient, id = `s${Math.random().toString(36).slice(2)}`
 t.test("operator sees devices come and go; devices see no device", async (t) => {
   const op = await login("op1", "console");
   op.send("<presence/>");
+  // RFC 6121 §4.2.2: the sending resource gets its own initial presence back.
+  await op.expect(/<presence from="op1@localhost\/console" to="op1@localhost\/console"\/>/);
   // Initial presence: one unavailable presence per device that is offline (RFC 6121 §4.3.2).
   await op.expect(/<presence type="unavailable" from="dev1@localhost" to="op1@localhost\/console"\/>/);
   await op.expect(/<presence type="unavailable" from="dev2@localhost" to="op1@localhost\/console"\/>/);

@@ -204,9 +204,12 @@ class Client(slixmpp.ClientXMPP):
                 items = {}
                 for jid, item in iq["roster"]["items"].items():
                     items[str(jid)] = {"name": item["name"], "subscription": item["subscription"], "groups": list(item["groups"])}
-                # And what slixmpp's own roster object made of it.
+                # And what slixmpp's own roster object made of it. slixmpp files its own
+                # reflected presence (RFC 6121 §4.2.2) under its own JID: not a contact.
                 seen = {}
                 for jid in self.client_roster:
+                    if str(jid) == self.boundjid.bare:
+                        continue
                     r = self.client_roster[jid]
                     seen[str(jid)] = {"subscription": r["subscription"], "groups": list(r["groups"])}
                 emit(id=cid, ok=True, type=iq["type"], items=items, client_roster=seen)

@@ -36,9 +36,12 @@ export function presenceModule(deps: { router: Router; registry: Registry; now?:
     to.send(presence);
   }
 
-  /** RFC 6121 §4.2.2 / §4.4.2: subscribed contacts' available resources, plus the owner's other resources. */
-  function audience(session: Session): Session[] {
-    const out = sessions.ofAccount(session.bare).filter((s) => s !== session && s.presence);
+  /**
+   * RFC 6121 §4.2.2 / §4.4.2: subscribed contacts' available resources, plus the
+   * owner's available resources, the sending one included (it sees its own presence).
+   */
+  function audience(session: Session, includeSelf: boolean): Session[] {
+    const out = sessions.ofAccount(session.bare).filter((s) => (s === session ? includeSelf : s.presence));
     for (const watcher of watchers) if (watcher.bare !== session.bare && receivesPresenceOf(watcher.account, session.account)) out.push(watcher);
     return out;
   }
@@ -71,6 +74,11 @@ export function presenceModule(deps: { router: Router; registry: Registry; now?:
   }
 
   function update(session: Session, presence: Element | null, status?: string): void {
+    broadcast(session, presence, status, true);
+  }
+
+  /** `toSelf`: the sending resource gets its own presence back (not when it is gone). */
+  function broadcast(session: Session, presence: Element | null, status: string | undefined, toSelf: boolean): void {
     const initial = presence !== null && session.presence === null;
     if (presence) {
       // Stored once, without addressing, and re-addressed per recipient.
@@ -88,7 +96,7 @@ export function presenceModule(deps: { router: Router; registry: Registry; now?:
       else watchers.delete(session);
     }
     const stanza = presence ?? unavailableStanza(status);
-    for (const target of audience(session)) sendAs(session.full, target, stanza);
+    for (const target of audience(session, toSelf && session.protocol === "xmpp")) sendAs(session.full, target, stanza);
     if (!presence) {
       for (const to of directed.get(session) ?? []) {
         const target = sessions.get(to);
@@ -105,7 +113,7 @@ export function presenceModule(deps: { router: Router; registry: Registry; now?:
   }
 
   function ended(session: Session, status?: string): void {
-    update(session, null, status);
+    broadcast(session, null, status, false);
     watchers.delete(session);
     if (sessions.ofAccount(session.bare).length === 0) registry.setLastSeen(session.account.name, { at: now(), status: status ?? null });
   }
