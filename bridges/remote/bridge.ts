@@ -3,6 +3,7 @@
 // telemetry goes through the same ingest pipeline, presence through the same proxied
 // sessions, commands through the same dispatcher as local devices.
 import mqtt, { type IClientOptions, type MqttClient, type Packet } from "mqtt";
+import { generate as generatePacket } from "mqtt-packet";
 import { readFileSync } from "node:fs";
 import type { BridgeConfig } from "../../src/config.js";
 import type { Logger } from "../../src/log.js";
@@ -145,13 +146,30 @@ export function startBridge(config: BridgeConfig, deps: BridgeDeps): Bridge {
     }
   }
 
-  // mqtt.js sends the PUBACK for a QoS 1 message when handleMessage calls back.
+  // §5: a QoS 1 message is acknowledged only once its sample is spooled. mqtt.js
+  // would send the PUBACK when handleMessage calls back, and takes the next packet
+  // only then, so one sample per event-loop turn (and per spool commit) would get
+  // through. Instead every message is handed on at once, and the PUBACKs are sent
+  // by us, in arrival order (MQTT 3.1.1 §4.6), as their samples become durable.
+  // Calling back with an error makes mqtt.js move on without a PUBACK of its own.
+  let acks: Promise<void> = Promise.resolve();
+  const DEFERRED = new Error("acknowledged once spooled");
   client.handleMessage = (packet: Packet, done: (error?: Error) => void) => {
     if (packet.cmd !== "publish") return done();
-    handle(packet.topic, packet.payload as Buffer).then(
-      () => done(),
-      (err: Error) => log.warn({ bridge: config.name, err: err.message }, "bridged message not acknowledged"),
-    );
+    const work = handle(packet.topic, packet.payload as Buffer);
+    if (packet.qos === 0 || packet.messageId === undefined) {
+      work.catch((err: Error) => log.warn({ bridge: config.name, err: err.message }, "bridged message failed"));
+      return done();
+    }
+    const messageId = packet.messageId;
+    const stream = client.stream;
+    acks = acks
+      .then(() => work)
+      .then(
+        () => void (stream.writable && stream.write(generatePacket({ cmd: "puback", messageId }))),
+        (err: Error) => log.warn({ bridge: config.name, err: err.message }, "bridged message not acknowledged"),
+      );
+    done(DEFERRED);
   };
 
   client.on("connect", (connack) => {
