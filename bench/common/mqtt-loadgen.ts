@@ -4,7 +4,7 @@
 // the publisher and the subscriber share this process's clock.
 //
 // Every sample is thermostat telemetry that Switchboard accepts:
-//   {"temperature":21.5,"humidity":40.123,"ts":1732186000123}
+//   {"temperature":21.37,"humidity":40.123,"ts":1732186000123}
 // `ts` is the send time in epoch milliseconds (an integer, as the schema
 // wants); the sub-millisecond part of the send time rides in the decimals of
 // `humidity` (40 + fraction of a millisecond), so latency is measured to the
@@ -23,17 +23,22 @@ export interface ClosedResult {
   sendsPerMs?: number[];
 }
 export interface RateResult { sent: number; received: number; lost: number; seconds: number; latency: ReturnType<typeof latencySummary> }
-export interface BlastResult { sent: number; delivered: number; seconds: number; latency: ReturnType<typeof latencySummary>; lost: number; drainMs: number }
+export interface CollectResult { delivered: number; received: number; seconds: number; latency: ReturnType<typeof latencySummary>; drainMs: number }
 export interface ConnectResult { count: number; errors: number; seconds: number; firstError?: string }
 
 const nowMs = () => performance.timeOrigin + performance.now();
 const sleepUntil = (epochMs: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, epochMs - Date.now())));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+let sampleNo = 0;
 function sample(): Buffer {
   const t = nowMs();
   const ts = Math.floor(t);
-  return Buffer.from(`{"temperature":21.5,"humidity":${(40 + (t - ts)).toFixed(3)},"ts":${ts}}`);
+  // The temperature walks through 1,000 values so that no two samples of a
+  // device in one millisecond are equal: Switchboard gives equal samples the
+  // same point (src/telemetry/sample.ts), which would count as one.
+  const temperature = (15 + (sampleNo++ % 1000) / 100).toFixed(2);
+  return Buffer.from(`{"temperature":${temperature},"humidity":${(40 + (t - ts)).toFixed(3)},"ts":${ts}}`);
 }
 
 /** Send time (epoch ms, fractional) carried by a sample. */
@@ -169,7 +174,7 @@ async function closed(r: { qos: 0 | 1; window: number; startAt: number; from: nu
 /**
  * Open loop at a fixed offered rate, on a clock regardless of what arrives,
  * round robin over the publishers. Latency of each message sent in
- * [from, to); lost = sent in the window and not received 3 s after it.
+ * [from, to); lost = sent in the window and not received 1 s after it.
  */
 async function rate(r: { qos: 0 | 1; rate: number; startAt: number; from: number; to: number }): Promise<RateResult> {
   const fromE = r.from, toE = r.to;
@@ -197,7 +202,7 @@ async function rate(r: { qos: 0 | 1; rate: number; startAt: number; from: number
     };
     tick();
   });
-  await sleep(3_000);
+  await sleep(1_000);
   onDelivery = () => {};
   return { sent: inWindow, received, lost: Math.max(0, inWindow - received), seconds: (r.to - r.from) / 1000, latency: latencySummary(lat.view()) };
 }
@@ -205,26 +210,20 @@ async function rate(r: { qos: 0 | 1; rate: number; startAt: number; from: number
 /**
  * QoS 0, open loop with no clock: every publisher writes as fast as its
  * socket takes it (it waits only for 'drain'), as a device fleet
- * reconnecting after an outage would. Shows whether the broker pushes back
- * or buffers: delivered/s, latency of what arrives, and how long the
- * subscriber keeps receiving after the publishers stopped (drainMs).
+ * reconnecting after an outage would. The subscriber lives in another
+ * generator process (collect), so that the publishers' pumping does not
+ * delay its reads. Returns how many were sent.
  */
-async function blast(r: { startAt: number; from: number; to: number; drainMaxMs: number }): Promise<BlastResult> {
-  const fromP = r.from - performance.timeOrigin;
-  const toP = r.to - performance.timeOrigin;
-  let sent = 0, delivered = 0, received = 0, lastRx = performance.now();
-  const lat = new Samples();
-  onDelivery = (_p, payload) => {
-    const t = performance.now();
-    lastRx = t;
-    received++;
-    if (t >= fromP && t < toP) { delivered++; lat.push(nowMs() - sentAt(payload)); }
-  };
+async function blast(r: { startAt: number; to: number }): Promise<{ sent: number }> {
+  let sent = 0;
   await sleepUntil(r.startAt);
   const BATCH = 20;
-  await Promise.all(pubs.map((p) => new Promise<void>((resolve) => {
+  let over = false;
+  // A publisher waiting for 'drain' from a broker that stopped reading must not hold up the end.
+  const stop = new Promise<void>((resolve) => setTimeout(() => { over = true; resolve(); }, Math.max(0, r.to - Date.now())));
+  await Promise.race([stop, Promise.all(pubs.map((p) => new Promise<void>((resolve) => {
     const pump = () => {
-      if (Date.now() >= r.to || p.c.closed) return resolve();
+      if (over || Date.now() >= r.to || p.c.closed) return resolve();
       const parts: Buffer[] = [];
       for (let i = 0; i < BATCH; i++) parts.push(encodePublish(p.topic, sample(), 0));
       sent += BATCH;
@@ -232,13 +231,43 @@ async function blast(r: { startAt: number; from: number; to: number; drainMaxMs:
       else p.c.socket.once('drain', pump);
     };
     pump();
-  })));
+  })))]);
+  over = true;
+  return { sent };
+}
+
+/** A subscriber of its own in this process, for collect(). */
+async function subscribe(r: Cred & { target: Endpoint; filter: string; qos: 0 | 1 }): Promise<null> {
+  await sub?.disconnect(2_000);
+  sub = await MqttClient.connect({ ...r.target, ...r, keepalive: 60 });
+  sub.onPublish = (_topic, payload) => onDelivery(undefined, payload);
+  await sub.subscribe(r.filter, r.qos);
+  return null;
+}
+
+/**
+ * Counts what the subscriber receives in [from, to) and its latency (the
+ * send time rides in the sample; both processes read the same system
+ * clock), then waits until nothing arrived for 500 ms (or drainMaxMs after
+ * `to`): drainMs says how long delivery went on after the publishers
+ * stopped, i.e. how much the broker had queued.
+ */
+async function collect(r: { from: number; to: number; drainMaxMs: number }): Promise<CollectResult> {
+  const fromP = r.from - performance.timeOrigin;
+  const toP = r.to - performance.timeOrigin;
+  let delivered = 0, received = 0, lastRx = 0;
+  const lat = new Samples();
+  onDelivery = (_p, payload) => {
+    const t = performance.now();
+    lastRx = t;
+    received++;
+    if (t >= fromP && t < toP) { delivered++; lat.push(nowMs() - sentAt(payload)); }
+  };
+  await sleepUntil(r.to);
   const stopped = performance.now();
-  // Wait until nothing arrived for 500 ms (or drainMaxMs passed).
-  while (performance.now() - stopped < r.drainMaxMs && performance.now() - lastRx < 500) await sleep(50);
-  const drainMs = Math.max(0, lastRx - stopped);
+  while (performance.now() - stopped < r.drainMaxMs && performance.now() - Math.max(lastRx, stopped) < 500) await sleep(50);
   onDelivery = () => {};
-  return { sent, delivered, seconds: (r.to - r.from) / 1000, latency: latencySummary(lat.view()), lost: Math.max(0, sent - received), drainMs };
+  return { delivered, received, seconds: (r.to - r.from) / 1000, latency: latencySummary(lat.view()), drainMs: Math.max(0, lastRx - stopped) };
 }
 
 /**
@@ -298,4 +327,4 @@ async function setTarget(r: { target: Endpoint }): Promise<null> {
   return null;
 }
 
-serve({ setup, teardown, closed, rate, blast, connects, connectIdle, dropIdle, setTarget });
+serve({ setup, teardown, closed, rate, blast, subscribe, collect, connects, connectIdle, dropIdle, setTarget });

@@ -1,9 +1,9 @@
 // Small pieces every bench shares: logging, foreign-load accounting, the
 // time budget, the machine description and the raised descriptor limit.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { cpuSeconds, machineBusySeconds, openFilesLimit, sleep } from '../xmpp/proc.js';
+import { cpuSeconds, openFilesLimit, sleep } from '../xmpp/proc.js';
 import { RAISE_NOFILE } from '../xmpp/peers.js';
 import { fmt, percentile } from '../xmpp/stats.js';
 
@@ -20,8 +20,15 @@ export function log(msg: string): void {
 export class ForeignCpu {
   private t = Date.now();
   private start = ForeignCpu.busyElsewhere();
+  /**
+   * User and system time of the machine minus that of our process tree.
+   * Interrupt and softirq time are left out on both sides: loopback traffic
+   * is largely processed in softirq, which /proc/stat books to no process,
+   * so counting it would make the bench's own network traffic look like
+   * someone else's load.
+   */
   private static busyElsewhere(): number {
-    return machineBusySeconds() - cpuSeconds(process.pid);
+    return machineTaskSeconds() - cpuSeconds(process.pid);
   }
   /** Percent of one core used by others since construction (or reset). */
   pct(): number {
@@ -32,6 +39,16 @@ export class ForeignCpu {
     this.t = Date.now();
     this.start = ForeignCpu.busyElsewhere();
   }
+}
+
+const CLK_TCK = (() => {
+  try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100; } catch { return 100; }
+})();
+
+/** CPU seconds all CPUs spent in user, nice and system mode (not idle, iowait, irq, softirq, steal). */
+export function machineTaskSeconds(): number {
+  const f = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (f[0]! + f[1]! + f[2]!) / CLK_TCK;
 }
 
 /**
@@ -47,6 +64,26 @@ export async function waitForeignQuiet(maxMs: number, thresholdPct = 15): Promis
     await sleep(1_000);
     const pct = f.pct();
     if (pct < thresholdPct || Date.now() >= end) return pct;
+  }
+}
+
+/**
+ * Waits until the given processes (server, generators) have worked off the
+ * previous phase: less than 5% of a core over 250 ms, at most maxMs. Unlike
+ * bench/xmpp's waitQuiet it does not wait for the whole machine, which other
+ * developers' test runs may keep busy for minutes; their share is measured
+ * instead (ForeignCpu).
+ */
+export async function settle(pids: number[], maxMs = 3_000): Promise<void> {
+  await sleep(300);
+  const end = Date.now() + maxMs;
+  const cpu = () => pids.reduce((a, p) => a + cpuSeconds(p), 0);
+  let prev = cpu();
+  while (Date.now() < end) {
+    await sleep(250);
+    const now = cpu();
+    if (now - prev < 0.0125) return;
+    prev = now;
   }
 }
 

@@ -21,10 +21,10 @@ import {
   buildSwitchboard, gitDescribe, installCleanup, killAll, mosquittoVersion, provisionSwitchboard,
   startAedes, startMosquitto, startSwitchboard, type Server,
 } from '../common/servers.js';
-import { Budget, ForeignCpu, ensureOpenFiles, fmt, load1, log, machine, ratio, sleep, waitForeignQuiet } from '../common/util.js';
-import { cpuSeconds, rssKiB, waitQuiet } from '../xmpp/proc.js';
+import { Budget, ForeignCpu, ensureOpenFiles, fmt, load1, log, machine, ratio, settle, sleep, waitForeignQuiet } from '../common/util.js';
+import { cpuSeconds, rssKiB } from '../xmpp/proc.js';
 import { median } from '../xmpp/stats.js';
-import type { BlastResult, ClosedResult, ConnectResult, Cred, RateResult } from '../common/mqtt-loadgen.js';
+import type { ClosedResult, CollectResult, ConnectResult, Cred, RateResult } from '../common/mqtt-loadgen.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -43,12 +43,12 @@ const P = {
   runs: Number(args.runs ?? (quick ? 1 : 3)),
   devices: 50,
   window: 10, // closed loop: messages per publisher not yet received by the subscriber
-  idle: Number(args.idle ?? (quick ? 2_000 : 10_000)),
-  warmupMs: 1_000,
-  measureMs: quick ? 2_000 : 3_000,
+  idle: Number(args.idle ?? (quick ? 1_000 : 10_000)),
+  warmupMs: quick ? 500 : 1_000,
+  measureMs: quick ? 1_500 : 3_000,
   fixedRate: 20_000,
   stallRate: 1_000, // QoS 1 msg/s of the 50 connected devices during the connect storm
-  connectMs: quick ? 2_000 : 3_000,
+  connectMs: quick ? 1_500 : 3_000,
   concurrency: 50,
   budgetMs: (quick ? 115 : 590) * 1000,
 };
@@ -69,7 +69,7 @@ interface RunResult {
   qos1?: Tp;
   qos0?: Tp;
   fixed?: { rate: number; p50: number; p99: number; p999: number; lost: number };
-  flood?: { rate: number; p50: number; p99: number; lost: number; drainMs: number; rssGrowthMiB: number; serverCpuPct: number };
+  flood?: { rate: number; p50: number; p99: number; lost: number; drainMs: number; rssGrowthMiB: number; serverCpuPct: number; crashed: boolean };
   connSeq?: number;
   connPar?: number;
   stall?: { idleP99: number; stormP99: number; stormP50: number; stormConnects: number; lost: number };
@@ -90,6 +90,8 @@ function cpuWindow(c: Ctx, from: number, to: number): Promise<{ server: number; 
   });
 }
 
+const quiet = (c: Ctx, maxMs = 3_000) => settle([c.srv.pid, c.a.pid, c.b.pid], maxMs);
+
 function windowTimes(): { startAt: number; from: number; to: number } {
   const startAt = Date.now() + 200;
   const from = startAt + P.warmupMs;
@@ -97,7 +99,7 @@ function windowTimes(): { startAt: number; from: number; to: number } {
 }
 
 async function throughput(c: Ctx, qos: 0 | 1): Promise<Tp> {
-  await waitQuiet(5_000);
+  await quiet(c);
   const w = windowTimes();
   const [r, cpu] = await Promise.all([c.a.call<ClosedResult>('closed', { qos, window: P.window, ...w }), cpuWindow(c, w.from, w.to)]);
   const secs = P.measureMs / 1000;
@@ -112,7 +114,7 @@ async function throughput(c: Ctx, qos: 0 | 1): Promise<Tp> {
 }
 
 async function fixedRate(c: Ctx): Promise<NonNullable<RunResult['fixed']>> {
-  await waitQuiet(5_000);
+  await quiet(c);
   const w = windowTimes();
   const r = await c.a.call<RateResult>('rate', { qos: 0, rate: P.fixedRate, ...w });
   const f = { rate: r.sent / r.seconds, p50: r.latency.p50, p99: r.latency.p99, p999: r.latency.p999, lost: r.lost };
@@ -122,16 +124,16 @@ async function fixedRate(c: Ctx): Promise<NonNullable<RunResult['fixed']>> {
 
 async function connectRates(c: Ctx): Promise<Pick<RunResult, 'connSeq' | 'connPar' | 'stall'>> {
   // The 50 publishers' latency at a modest QoS 1 rate, first alone...
-  await waitQuiet(5_000);
+  await quiet(c);
   let w = windowTimes();
   const idle = await c.a.call<RateResult>('rate', { qos: 1, rate: P.stallRate, ...w });
   // ...then connects one at a time...
-  await waitQuiet(5_000);
+  await quiet(c);
   const seq = await c.b.call<ConnectResult>('connects', { creds: pool, concurrency: 1, durationMs: P.connectMs });
   if (seq.errors) throw new Error(`connect errors: ${seq.firstError}`);
   const connSeq = seq.count / seq.seconds;
   // ...then 50 at a time while the 50 connected devices publish.
-  await waitQuiet(5_000);
+  await quiet(c);
   w = windowTimes();
   const [storm, par] = await Promise.all([
     c.a.call<RateResult>('rate', { qos: 1, rate: P.stallRate, ...w }),
@@ -147,35 +149,48 @@ async function connectRates(c: Ctx): Promise<Pick<RunResult, 'connSeq' | 'connPa
 }
 
 async function flood(c: Ctx): Promise<NonNullable<RunResult['flood']>> {
-  await waitQuiet(5_000);
+  const target = { host: '127.0.0.1', port: c.srv.ports.mqtt! };
+  await c.a.call('setup', { target, publishers });
+  await c.b.call('subscribe', { ...subscriber, target, qos: 0 });
+  await quiet(c);
   const w = windowTimes();
   const rss0 = rssKiB(c.srv.pid);
   let peak = rss0;
   const sampler = setInterval(() => { peak = Math.max(peak, rssKiB(c.srv.pid)); }, 100);
   const cpu0 = cpuSeconds(c.srv.pid);
   const t0 = Date.now();
-  let r: BlastResult;
+  let s: { sent: number }, r: CollectResult;
   try {
-    r = await c.a.call<BlastResult>('blast', { ...w, drainMaxMs: quick ? 5_000 : 8_000 });
+    [s, r] = await Promise.all([
+      c.a.call<{ sent: number }>('blast', { startAt: w.startAt, to: w.to }),
+      c.b.call<CollectResult>('collect', { from: w.from, to: w.to, drainMaxMs: quick ? 2_000 : 5_000 }),
+    ]);
   } finally {
     clearInterval(sampler);
   }
   const serverCpuPct = ((cpuSeconds(c.srv.pid) - cpu0) / ((Date.now() - t0) / 1000)) * 100;
-  const f = { rate: r.delivered / r.seconds, p50: r.latency.p50, p99: r.latency.p99, lost: r.lost, drainMs: r.drainMs, rssGrowthMiB: (peak - rss0) / 1024, serverCpuPct };
-  log(`${c.name}: QoS 0 flood: ${fmt(r.sent / ((w.to - w.startAt) / 1000))} msg/s offered, ${fmt(f.rate)} delivered, ` +
+  // What a broker left with a backlog does when its publishers and then its
+  // subscriber go away (aedes' mqemitter drains its queue recursively).
+  await c.a.call('teardown');
+  await c.b.call('teardown');
+  await sleep(2_000);
+  const crashed = c.srv.alive?.() === false;
+  if (crashed) log(`${c.name}: CRASHED after the flood when the subscriber disconnected (log: ${c.srv.logFile})`);
+  const f = { rate: r.delivered / r.seconds, p50: r.latency.p50, p99: r.latency.p99, lost: Math.max(0, s.sent - r.received), drainMs: r.drainMs, rssGrowthMiB: (peak - rss0) / 1024, serverCpuPct, crashed };
+  log(`${c.name}: QoS 0 flood: ${fmt(s.sent / ((w.to - w.startAt) / 1000))} msg/s offered, ${fmt(f.rate)} delivered, ` +
     `p50 ${fmt(f.p50, 1)} ms, p99 ${fmt(f.p99, 1)} ms, lost ${fmt(f.lost)}, delivery went on ${fmt(f.drainMs)} ms after publishers stopped, ` +
     `RSS +${fmt(f.rssGrowthMiB, 1)} MiB`);
   return f;
 }
 
 async function memory(c: Ctx): Promise<NonNullable<RunResult['memory']>> {
-  await waitQuiet(10_000);
+  await quiet(c, 10_000);
   const base = rssKiB(c.srv.pid);
   const r = await c.a.call<ConnectResult>('connectIdle', { creds: pool, concurrency: P.concurrency });
   try {
     if (r.errors) throw new Error(`idle connects failed (${r.errors}): ${r.firstError}`);
-    await sleep(2_000);
-    await waitQuiet(10_000);
+    await sleep(quick ? 1_000 : 2_000);
+    await quiet(c, 10_000);
     const rss = rssKiB(c.srv.pid);
     const m = { n: r.count, baselineMiB: base / 1024, rssMiB: rss / 1024, kibPerDevice: (rss - base) / r.count };
     log(`${c.name}: ${fmt(m.n)} idle devices (connected in ${fmt(r.seconds, 1)} s): RSS ${fmt(m.rssMiB, 1)} MiB ` +
@@ -192,7 +207,10 @@ let work = '';
 let template = '';
 
 async function startBroker(name: string, dir: string): Promise<Server> {
-  if (name === 'mosquitto') return startMosquitto(dir);
+  // Debian's 2.0.11 has the inflight-quota bug fixed in 2.0.13: QoS 1
+  // messages queued beyond max_inflight_messages (20) to a subscriber are
+  // sometimes never sent. Unlimited inflight avoids it (aedes has no limit).
+  if (name === 'mosquitto') return startMosquitto(dir, ['max_inflight_messages 0']);
   if (name === 'aedes') return startAedes(dir);
   return startSwitchboard(dir, template, { kind: 'embedded' });
 }
@@ -224,7 +242,6 @@ async function speedRun(c: Ctx): Promise<RunResult> {
   r.fixed = await fixedRate(c);
   await c.a.call('setup', { target, publishers, subscriber: { ...subscriber, qos: 1 } });
   Object.assign(r, await connectRates(c));
-  await c.a.call('setup', { target, publishers, subscriber: { ...subscriber, qos: 0 } });
   r.flood = await flood(c);
   r.foreignCpuPct = foreign.pct();
   return r;
@@ -236,7 +253,7 @@ function report(results: Map<string, RunResult[]>, errors: Map<string, string>):
   const m = (runs: RunResult[], f: (r: RunResult) => number | undefined) => median(runs.map((r) => f(r) ?? NaN));
   const lines: string[] = [];
   const head1 = ['broker', 'QoS 1 msg/s', 'QoS 1 p50 / p99 ms', 'QoS 1 µs CPU/msg', 'QoS 0 msg/s', 'QoS 0 p50 / p99 ms',
-    `QoS 0 @${fmt(P.fixedRate)}/s p50 / p99 / p99.9 ms`, 'QoS 0 flood: msg/s, p99 ms, RSS +MiB, drain s', 'CPU % server / gen (QoS 1)'];
+    `QoS 0 @${fmt(P.fixedRate)}/s p50 / p99 / p99.9 ms`, 'QoS 0 flood: delivered/s, p99 ms, RSS +MiB, delivery after stop s', 'CPU % server / gen (QoS 1)'];
   lines.push(`| ${head1.join(' | ')} |`, `|${head1.map(() => '---').join('|')}|`);
   for (const [name, runs] of results) {
     if (!runs.length) continue;
@@ -247,7 +264,9 @@ function report(results: Map<string, RunResult[]>, errors: Map<string, string>):
       `${fmt(m(runs, (r) => r.fixed?.p50), 2)} / ${fmt(m(runs, (r) => r.fixed?.p99), 2)} / ${fmt(m(runs, (r) => r.fixed?.p999), 2)}` +
         (m(runs, (r) => r.fixed?.lost) ? ` (lost ${fmt(m(runs, (r) => r.fixed?.lost))})` : ''),
       `${fmt(m(runs, (r) => r.flood?.rate))}, ${fmt(m(runs, (r) => r.flood?.p99))}, ${fmt(m(runs, (r) => r.flood?.rssGrowthMiB))}, ` +
-        `${fmt(m(runs, (r) => (r.flood?.drainMs ?? NaN) / 1000), 1)}` + (m(runs, (r) => r.flood?.lost) ? ` (lost ${fmt(m(runs, (r) => r.flood?.lost))})` : ''),
+        `${fmt(m(runs, (r) => (r.flood?.drainMs ?? NaN) / 1000), 1)}` +
+        (m(runs, (r) => r.flood?.lost) ? `, ${fmt(m(runs, (r) => r.flood?.lost))} not delivered` : '') +
+        (runs.some((r) => r.flood?.crashed) ? `; **crashed ${runs.filter((r) => r.flood?.crashed).length}/${runs.length}** afterwards` : ''),
       `${fmt(m(runs, (r) => r.qos1?.serverCpuPct))} / ${fmt(m(runs, (r) => r.qos1?.genCpuPct))}`,
     ].join(' | ')} |`);
   }
@@ -310,23 +329,31 @@ async function main(): Promise<number> {
         errors.set('switchboard', (e as Error).message);
       }
     }
-    const perRunMs = quick ? 30_000 : 55_000;
+    const perRunMs = quick ? 25_000 : 55_000;
+    const memories = new Map<string, RunResult['memory']>();
+    const live = () => names.filter((n) => !errors.has(n)).length;
     for (let run = 1; run <= P.runs; run++) {
-      for (const name of names) {
+      for (const [i, name] of names.entries()) {
         if (errors.has(name)) continue;
+        // Runs still planned after this one, which a repeat must not crowd out.
+        const after = (P.runs - run) * live() + names.slice(i + 1).filter((n) => !errors.has(n)).length;
         // A run disturbed by others' load is repeated once, if time allows.
         for (let attempt = 1; attempt <= 2; attempt++) {
-          if (!budget.fits(perRunMs + (run === 1 ? 20_000 : 0))) { log(`${name}: run ${run} skipped: time budget`); break; }
-          const others = await waitForeignQuiet(10_000);
+          if (!budget.fits(perRunMs + (run === 1 ? (quick ? 5_000 : 20_000) : 0))) { log(`${name}: run ${run} skipped: time budget`); break; }
+          const others = await waitForeignQuiet(quick ? 2_000 : 5_000);
           log(`--- run ${run}/${P.runs}: ${name} (load ${fmt(load1(), 2)}, others ${fmt(others)}% of a core)`);
           try {
-            const r = await withBroker(name, `${run}-${attempt}`, a, b, speedRun);
-            if (r.foreignCpuPct > 25 && attempt === 1 && budget.fits(2 * perRunMs)) {
+            // Memory first, on the fresh broker of run 1; the speed tests follow on it.
+            const r = await withBroker(name, `${run}-${attempt}`, a, b, async (c) => {
+              if (run === 1 && !memories.has(name)) memories.set(name, await memory(c));
+              return speedRun(c);
+            });
+            if (r.foreignCpuPct > 25 && attempt === 1 && budget.fits((after + 1) * perRunMs)) {
               log(`WARNING: other processes used ${fmt(r.foreignCpuPct)}% of a core during this run; repeating it`);
               continue;
             }
             if (r.foreignCpuPct > 25) log(`WARNING: other processes used ${fmt(r.foreignCpuPct)}% of a core during this run`);
-            if (run === 1) r.memory = await withBroker(name, 'mem', a, b, memory);
+            if (results.get(name)!.length === 0) r.memory = memories.get(name);
             results.get(name)!.push(r);
           } catch (e) {
             errors.set(name, `run ${run}: ${(e as Error).message}`);
