@@ -3,7 +3,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { cpuSeconds, openFilesLimit, sleep } from '../xmpp/proc.js';
+import { cpuSeconds, openFilesLimit, processTree, sleep } from '../xmpp/proc.js';
 import { RAISE_NOFILE } from '../xmpp/peers.js';
 import { fmt, percentile } from '../xmpp/stats.js';
 
@@ -19,25 +19,63 @@ export function log(msg: string): void {
  */
 export class ForeignCpu {
   private t = Date.now();
-  private start = ForeignCpu.busyElsewhere();
-  /**
-   * User and system time of the machine minus that of our process tree.
-   * Interrupt and softirq time are left out on both sides: loopback traffic
-   * is largely processed in softirq, which /proc/stat books to no process,
-   * so counting it would make the bench's own network traffic look like
-   * someone else's load.
-   */
-  private static busyElsewhere(): number {
-    return machineTaskSeconds() - cpuSeconds(process.pid);
+  private machine0 = machineTaskSeconds();
+  /** CPU seconds of each process of our tree when first and last seen. */
+  private seen = new Map<number, { first: number; last: number }>();
+  private timer: NodeJS.Timeout;
+  constructor() {
+    this.sample();
+    // Sampled twice a second so that a process which exits meanwhile (a
+    // server that crashed or was stopped) keeps its CPU on our side.
+    this.timer = setInterval(() => this.sample(), 500);
+    this.timer.unref();
   }
-  /** Percent of one core used by others since construction (or reset). */
+  private sample(): void {
+    for (const pid of processTree(process.pid)) {
+      const cpu = ownCpuSeconds(pid);
+      if (cpu === undefined) continue;
+      const e = this.seen.get(pid);
+      if (e) e.last = cpu;
+      else this.seen.set(pid, { first: cpu, last: cpu });
+    }
+  }
+  /**
+   * Percent of one core used by others since construction (or reset): user
+   * and system time of the machine minus that of our process tree. Interrupt
+   * and softirq time are left out: loopback traffic is largely processed in
+   * softirq, which /proc/stat books to no process, so counting it would make
+   * the bench's own network traffic look like someone else's load.
+   */
   pct(): number {
+    this.stop(); // one reading per window; reset() starts sampling again
+    this.sample();
     const dt = (Date.now() - this.t) / 1000;
-    return dt > 0 ? ((ForeignCpu.busyElsewhere() - this.start) / dt) * 100 : 0;
+    let own = 0;
+    for (const e of this.seen.values()) own += e.last - e.first;
+    return dt > 0 ? ((machineTaskSeconds() - this.machine0 - own) / dt) * 100 : 0;
   }
   reset(): void {
     this.t = Date.now();
-    this.start = ForeignCpu.busyElsewhere();
+    this.machine0 = machineTaskSeconds();
+    this.seen.clear();
+    this.sample();
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.sample(), 500);
+    this.timer.unref();
+  }
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+/** utime + stime of one process (all its threads), seconds; undefined if gone. */
+function ownCpuSeconds(pid: number): number | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
+  } catch {
+    return undefined;
   }
 }
 
