@@ -65,6 +65,9 @@ export const configSchema = z.strictObject({
       port: port.default(1883),
       tlsPort: port.nullable().default(8883),
       maxPacketBytes: positiveInt.default(65536),
+      // Backpressure (see bridges/mqtt/guard.ts FlowControl).
+      outboundHighWaterBytes: positiveInt.default(1024 * 1024),
+      slowConsumerTimeoutMs: positiveInt.default(30_000),
     })
     .prefault({}),
   http: z
@@ -109,6 +112,8 @@ export const configSchema = z.strictObject({
       // After this many failures in a minute from one address, answers are delayed.
       failuresBeforeDelay: positiveInt.default(4),
       failureDelayMs: z.number().int().min(0).default(2000),
+      // Verified passwords remembered (keyed digests) so reconnects skip PBKDF2; 0 = off.
+      verifiedCacheSize: z.number().int().min(0).default(100_000),
     })
     .prefault({}),
 });

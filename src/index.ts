@@ -73,13 +73,14 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
 
   // Stores first: nothing is accepted before they are open.
   const registry = openSqliteRegistry({ dataDir });
-  const spool = openSpool({ dataDir, maxBytes: config.tsdb.spoolMaxBytes });
-  const store = config.tsdb.kind === "influx" ? createInfluxStore(config.tsdb.influx) : openSqliteStore({ dataDir });
+  const onDbError = (err: Error) => log.error({ err: err.message }, "telemetry database error");
+  const spool = openSpool({ dataDir, maxBytes: config.tsdb.spoolMaxBytes, onError: onDbError });
+  const store = config.tsdb.kind === "influx" ? createInfluxStore(config.tsdb.influx) : openSqliteStore({ dataDir, onError: onDbError });
   const drainer = startDrainer({ spool, store, batchSize: config.tsdb.batchSize, flushMs: config.tsdb.flushMs, deadLetterFile: join(dataDir, "dead-letter.jsonl"), log });
   const ingest = createIngest({ registry, deviceType, spool, afterAppend: () => drainer.kick() });
 
   const tls = await loadTls({ domain: config.domain, dataDir, cert: config.xmpp.tls?.cert, key: config.xmpp.tls?.key });
-  const auth = createAuthenticator({ registry, domain: config.domain, iterations: config.auth.scramIterations });
+  const auth = createAuthenticator({ registry, domain: config.domain, iterations: config.auth.scramIterations, verifiedCacheSize: config.auth.verifiedCacheSize });
   const limiter = createFailureLimiter({ freeFailures: config.auth.failuresBeforeDelay, delayMs: config.auth.failureDelayMs });
   // One failure counter per address for every protocol; failures counted per protocol.
   let metrics: Metrics | null = null;
@@ -149,7 +150,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const listeners: Array<{ close(error: StreamError): Promise<void> }> = [];
   const closeStores = async () => {
     await drainer.stop(config.tsdb.shutdownFlushMs);
-    spool.close();
+    await spool.close();
     await store.close();
     registry.close();
   };
@@ -177,7 +178,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     listeners.push({ close: () => Promise.all(bridges.map((b) => b.close())).then(() => {}) });
     bridgeDisco({ router: xmpp.router, disco: xmpp.disco, bridges });
     const mqtt = await startMqtt({
-      options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, tls, shape, admit },
+      options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, outboundHighWaterBytes: config.mqtt.outboundHighWaterBytes, slowConsumerTimeoutMs: config.mqtt.slowConsumerTimeoutMs, tls, shape, admit },
       auth,
       limiter: counted("mqtt"),
       presence: devicesOnMqtt,

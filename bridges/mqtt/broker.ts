@@ -11,7 +11,7 @@ import type { Logger } from "../../src/log.js";
 import type { Authenticator } from "../../src/auth/credentials.js";
 import type { FailureLimiter } from "../../src/auth/limiter.js";
 import type { Account } from "../../src/registry/registry.js";
-import { GuardedConnection, WILDCARD_MARKS } from "./guard.js";
+import { FlowControl, GuardedConnection, WILDCARD_MARKS } from "./guard.js";
 import { listen } from "../../src/listen.js";
 import { deviceTopic, publishDenied, subscribeAllowed } from "./acl.js";
 import type { MqttPresence } from "./presence.js";
@@ -25,6 +25,10 @@ export interface MqttOptions {
   port: number;
   tlsPort: number | null;
   maxPacketBytes: number;
+  /** Bytes queued towards one client above which publishers are held back. */
+  outboundHighWaterBytes?: number;
+  /** A client congested this long is disconnected. */
+  slowConsumerTimeoutMs?: number;
   /** PEM certificate and key (the XMPP ones). */
   tls: { cert: string; key: string };
   shape?: { bytesPerSecond: number; burstBytes: number };
@@ -36,6 +40,8 @@ export interface MqttCounters {
   droppedPublishes: number;
   refusedSubscriptions: number;
   authFailures: number;
+  /** Connections closed because they did not read what they were sent. */
+  slowConsumers: number;
 }
 
 export interface MqttBroker {
@@ -67,7 +73,7 @@ export async function startMqtt(deps: {
   const { options, auth, limiter, presence, telemetry, onReply, log } = deps;
   const accounts = new WeakMap<Client, Account>();
   const keepaliveExpired = new WeakSet<Client>();
-  const counters: MqttCounters = { rejectedPackets: 0, droppedPublishes: 0, refusedSubscriptions: 0, authFailures: 0 };
+  const counters: MqttCounters = { rejectedPackets: 0, droppedPublishes: 0, refusedSubscriptions: 0, authFailures: 0, slowConsumers: 0 };
   let shuttingDown = false;
 
   const addressOf = (client: Client) => (client.conn as { remoteAddress?: string }).remoteAddress ?? "unknown";
@@ -178,6 +184,12 @@ export async function startMqtt(deps: {
   aedes.on("clientError", (client, err) => log.debug({ clientId: client?.id, err: err.message }, "mqtt client error"));
   aedes.on("connectionError", (client, err) => log.debug({ clientId: client?.id, err: err.message }, "mqtt connection error"));
 
+  const flow = new FlowControl(options.outboundHighWaterBytes ?? 1024 * 1024, options.slowConsumerTimeoutMs ?? 30_000, (conn) => {
+    counters.slowConsumers++;
+    log.warn({ protocol: "mqtt", address: conn.remoteAddress, queuedBytes: conn.writableLength + conn.socket.writableLength }, "slow consumer: client did not read what it was sent; connection closed");
+    conn.destroy();
+  });
+
   function accept(stream: Duplex & { remoteAddress?: string }, req?: IncomingMessage): void {
     if (options.admit && !options.admit(stream.remoteAddress ?? "unknown")) {
       stream.destroy();
@@ -191,6 +203,7 @@ export async function startMqtt(deps: {
         log.info({ protocol: "mqtt", address: stream.remoteAddress, verdict, bytes, limit: options.maxPacketBytes }, "packet refused; connection closed");
       },
       options.shape,
+      flow,
     );
     guarded.on("error", () => {});
     aedes.handle(guarded, req);

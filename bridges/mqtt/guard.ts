@@ -84,15 +84,86 @@ export class FixedHeaderScanner {
 }
 
 /**
+ * Bytes handed to aedes per read. aedes parses everything one read() returns and
+ * handles all of it (authorizePublish, spool commit, fan-out) before it reads again,
+ * so this bounds the publishes in flight per connection; the rest waits here and
+ * then in the socket, where TCP pushes back on the publisher. Without it a 64 KiB
+ * socket read is ~600 telemetry messages in flight per client, and a flood of them
+ * queues in the broker (seconds of latency, hundreds of MiB) instead of in the network.
+ */
+const READ_BATCH_BYTES = 4 * 1024;
+/** Inbound bytes held per connection before its socket is paused. */
+const INBOX_MAX_BYTES = 64 * 1024;
+
+/**
+ * Outbound congestion shared by every MQTT connection of a broker: while a
+ * connection has more than `highWaterBytes` queued towards its client, the others
+ * stop handing inbound packets to aedes, so publishers are slowed down to what the
+ * slowest subscriber takes instead of the broker queueing without bound (aedes
+ * ignores write backpressure). A connection that stays congested longer than
+ * `slowConsumerMs` is closed, so one stuck subscriber cannot stall everyone.
+ */
+export class FlowControl {
+  private readonly congested = new Map<GuardedConnection, NodeJS.Timeout>();
+  private readonly waiting = new Set<GuardedConnection>();
+
+  constructor(
+    readonly highWaterBytes: number,
+    private readonly slowConsumerMs: number,
+    private readonly onSlowConsumer: (conn: GuardedConnection) => void,
+  ) {}
+
+  /** True when `conn` must hold its inbound (someone else is congested). */
+  holds(conn: GuardedConnection): boolean {
+    // A congested connection is never held: its client must be able to send PUBACKs.
+    if (this.congested.size === 0 || this.congested.has(conn)) return false;
+    this.waiting.add(conn);
+    return true;
+  }
+
+  congest(conn: GuardedConnection): void {
+    if (this.congested.has(conn)) return;
+    const timer = setTimeout(() => {
+      this.clear(conn);
+      this.onSlowConsumer(conn);
+    }, this.slowConsumerMs);
+    timer.unref();
+    this.congested.set(conn, timer);
+  }
+
+  clear(conn: GuardedConnection): void {
+    const timer = this.congested.get(conn);
+    this.waiting.delete(conn);
+    if (!timer) return;
+    clearTimeout(timer);
+    this.congested.delete(conn);
+    if (this.congested.size > 0) return;
+    const waiting = [...this.waiting];
+    this.waiting.clear();
+    for (const c of waiting) c.feed();
+  }
+
+  get congestedCount(): number {
+    return this.congested.size;
+  }
+}
+
+/**
  * A duplex that aedes reads from and writes to in place of the socket. Bytes pass
- * through unchanged once their packet's header has been checked; backpressure from
- * aedes pauses the socket.
+ * through unchanged once their packet's header has been checked, READ_BATCH_BYTES at
+ * a time; reads from the socket stop while its inbox is full, while the shaper says
+ * wait, and the inbox is not handed on while another connection is congested.
  */
 export class GuardedConnection extends Duplex {
   private readonly scanner: FixedHeaderScanner;
   private readonly bucket: TokenBucket | null;
-  /** Reads stop for two reasons: aedes is not reading, or the shaper says wait. */
-  private backpressured = false;
+  private readonly inbox: Buffer[] = [];
+  private inboxBytes = 0;
+  private ended = false;
+  /** aedes asked for data and none was given yet. */
+  private wanted = false;
+  /** Socket reads stop for two reasons: the inbox is full, or the shaper says wait. */
+  private full = false;
   private throttled = false;
 
   constructor(
@@ -100,8 +171,9 @@ export class GuardedConnection extends Duplex {
     maxPacketBytes: number,
     onReject: (verdict: GuardVerdict, packetBytes?: number) => void,
     shape?: { bytesPerSecond: number; burstBytes: number },
+    private readonly flow?: FlowControl,
   ) {
-    super({ allowHalfOpen: false });
+    super({ allowHalfOpen: false, readableHighWaterMark: READ_BATCH_BYTES });
     this.scanner = new FixedHeaderScanner(maxPacketBytes);
     this.bucket = shape ? new TokenBucket(shape.bytesPerSecond, shape.burstBytes) : null;
     socket.on("data", (chunk: Buffer) => {
@@ -111,8 +183,10 @@ export class GuardedConnection extends Duplex {
         socket.destroy();
         return;
       }
-      if (!this.push(chunk)) {
-        this.backpressured = true;
+      this.inbox.push(chunk);
+      this.inboxBytes += chunk.length;
+      if (this.inboxBytes >= INBOX_MAX_BYTES) {
+        this.full = true;
         socket.pause();
       }
       const wait = this.bucket?.take(chunk.length) ?? 0;
@@ -121,11 +195,15 @@ export class GuardedConnection extends Duplex {
         socket.pause();
         setTimeout(() => {
           this.throttled = false;
-          if (!this.backpressured) socket.resume();
+          if (!this.full) socket.resume();
         }, wait).unref();
       }
+      if (this.wanted) this.feed();
     });
-    socket.on("end", () => this.push(null));
+    socket.on("end", () => {
+      this.ended = true;
+      if (this.wanted) this.feed();
+    });
     socket.on("error", (err) => this.destroy(err));
     socket.on("close", () => this.destroy());
     socket.on("drain", () => this.emit("socketDrain"));
@@ -135,14 +213,54 @@ export class GuardedConnection extends Duplex {
     return this.socket.remoteAddress;
   }
 
+  /** Hands aedes the next batch of the inbox, if it wants one and nothing holds it. */
+  feed(): void {
+    if (!this.wanted || this.destroyed) return;
+    if (this.inbox.length === 0) {
+      if (this.ended) this.push(null);
+      return;
+    }
+    if (this.flow?.holds(this)) return;
+    let chunk = this.inbox[0]!;
+    if (chunk.length > READ_BATCH_BYTES) {
+      this.inbox[0] = chunk.subarray(READ_BATCH_BYTES);
+      chunk = chunk.subarray(0, READ_BATCH_BYTES);
+    } else {
+      this.inbox.shift();
+    }
+    this.inboxBytes -= chunk.length;
+    if (this.full && this.inboxBytes < INBOX_MAX_BYTES / 2) {
+      this.full = false;
+      if (!this.throttled) this.socket.resume();
+    }
+    this.wanted = false;
+    this.push(chunk);
+  }
+
   override _read(): void {
-    this.backpressured = false;
-    if (!this.throttled) this.socket.resume();
+    this.wanted = true;
+    this.feed();
+  }
+
+  /** Bytes queued towards the client: in this stream and in the socket. */
+  private get outbound(): number {
+    return this.writableLength + this.socket.writableLength;
+  }
+
+  override write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+    const ok = super.write(chunk as Buffer, encoding as BufferEncoding, cb as (error?: Error | null) => void);
+    if (this.flow && this.outbound > this.flow.highWaterBytes) this.flow.congest(this);
+    return ok;
+  }
+
+  private written(done: (error?: Error | null) => void): void {
+    if (this.flow && this.outbound <= this.flow.highWaterBytes / 2) this.flow.clear(this);
+    done();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
-    if (this.socket.write(chunk)) done();
-    else this.once("socketDrain", () => done());
+    if (this.socket.write(chunk)) this.written(done);
+    else this.once("socketDrain", () => this.written(done));
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, done: (error?: Error | null) => void): void {
@@ -151,8 +269,8 @@ export class GuardedConnection extends Duplex {
     let ok = true;
     for (const { chunk } of chunks) ok = socket.write(chunk);
     socket.uncork();
-    if (ok) done();
-    else this.once("socketDrain", () => done());
+    if (ok) this.written(done);
+    else this.once("socketDrain", () => this.written(done));
   }
 
   override _final(done: (error?: Error | null) => void): void {
@@ -161,6 +279,7 @@ export class GuardedConnection extends Duplex {
   }
 
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    this.flow?.clear(this);
     this.socket.destroy();
     this.emit("socketDrain");
     done(error);

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 // A validated, time-stamped measurement, as the core passes it around.
 export type FieldValue = number | boolean | string;
@@ -27,9 +27,24 @@ export interface SpooledSample extends Sample {
  * stay distinct.
  */
 export function pointTimeNs(sample: Sample): string {
-  const digest = createHash("sha1").update(JSON.stringify([sample.device, sample.tags, sample.fields])).digest();
-  return `${sample.time}${String(digest.readUInt32BE(0) % 1_000_000).padStart(6, "0")}`;
+  return pointTimeNsOfJson(sample.time, sample.device, JSON.stringify(sample.tags), JSON.stringify(sample.fields));
 }
+
+/**
+ * pointTimeNs from the JSON of tags and fields. Mirrored in POINT_TIME_NS_JS for the
+ * embedded store's worker thread; test/unit/sample.test.ts checks the two agree.
+ */
+export function pointTimeNsOfJson(time: number, device: string, tagsJson: string, fieldsJson: string): string {
+  // JSON.stringify([device, tags, fields]) without re-serialising; one-shot hash.
+  const digest = hash("sha1", `[${JSON.stringify(device)},${tagsJson},${fieldsJson}]`, "hex");
+  return `${time}${String(parseInt(digest.slice(0, 8), 16) % 1_000_000).padStart(6, "0")}`;
+}
+
+/** pointTimeNsOfJson as plain JavaScript source, for code run on a worker thread. */
+export const POINT_TIME_NS_JS = `(time, device, tagsJson, fieldsJson) => {
+  const digest = require("node:crypto").hash("sha1", "[" + JSON.stringify(device) + "," + tagsJson + "," + fieldsJson + "]", "hex");
+  return String(time) + String(parseInt(digest.slice(0, 8), 16) % 1000000).padStart(6, "0");
+}`;
 
 /** The JSON a subscriber sees (XEP-0335 payload, MQTT fan-out of XMPP samples). */
 export function sampleJson(sample: Sample): Record<string, unknown> {

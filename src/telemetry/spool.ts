@@ -3,10 +3,14 @@
 // store confirmed them. SQLite in WAL mode: a committed transaction survives the
 // process being killed. Appends that arrive in the same event-loop turn share one
 // transaction (group commit), so durability costs one commit per burst, not per sample.
+// The commits run on a worker thread (sqlite-worker.ts); the committed samples stay in
+// memory (up to TAIL_MAX_BYTES) for the drainer, so the table is read back only after
+// a restart or when the store has fallen far behind.
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Sample, SpooledSample } from "./sample.js";
+import { startSqliteWorker } from "./sqlite-worker.js";
 
 export class SpoolFullError extends Error {
   readonly code = "SB_ERR_SPOOL_FULL";
@@ -21,7 +25,8 @@ export interface Spool {
   ack(seq: number): void;
   readonly depth: number;
   readonly bytes: number;
-  close(): void;
+  /** Commits what was appended, then closes. */
+  close(): Promise<void>;
 }
 
 interface Row {
@@ -34,39 +39,85 @@ interface Row {
   fields: string;
 }
 
-export function openSpool(opts: { dataDir: string; maxBytes: number }): Spool {
+/** Committed samples kept in memory for the drainer, so it rarely reads the spool back. */
+const TAIL_MAX_BYTES = 32 * 1024 * 1024;
+
+/** The worker's side (sqlite-worker.ts): plain JavaScript, run on the worker thread. */
+const SPOOL_OPS = `(db) => {
+  const insert = db.prepare("INSERT INTO spool (device, type, measurement, time, tags, fields, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  const remove = db.prepare("DELETE FROM spool WHERE seq <= ?");
+  const commit = db.transaction((rows) => rows.map((r) => Number(insert.run(r).lastInsertRowid)));
+  return {
+    insert: (rows) => commit(rows),
+    remove: (seq) => void remove.run(seq),
+  };
+}`;
+
+type Pending = { sample: Sample; tags: string; fields: string; size: number; resolve: (s: SpooledSample) => void; reject: (e: Error) => void };
+
+export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (err: Error) => void }): Spool {
   mkdirSync(opts.dataDir, { recursive: true });
-  const db = new Database(join(opts.dataDir, "spool.sqlite"));
+  const file = join(opts.dataDir, "spool.sqlite");
+  // This connection only reads (recovery, and a backlog larger than the tail);
+  // every write goes through the worker, off the event loop.
+  const db = new Database(file);
   db.pragma("journal_mode = WAL");
-  db.pragma("synchronous = NORMAL");
   db.exec(`CREATE TABLE IF NOT EXISTS spool (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, type TEXT NOT NULL, measurement TEXT NOT NULL,
     time INTEGER NOT NULL, tags TEXT NOT NULL, fields TEXT NOT NULL, bytes INTEGER NOT NULL)`);
-  const insert = db.prepare("INSERT INTO spool (device, type, measurement, time, tags, fields, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)");
-  const select = db.prepare<[number], Row>("SELECT seq, device, type, measurement, time, tags, fields FROM spool ORDER BY seq LIMIT ?");
-  const remove = db.prepare<[number], { n: number | null; b: number | null }>("DELETE FROM spool WHERE seq <= ? RETURNING 1 AS n, bytes AS b");
-  const totals = db.prepare<[], { n: number; b: number | null }>("SELECT count(*) AS n, sum(bytes) AS b FROM spool").get()!;
+  const select = db.prepare<[number, number, number], Row>("SELECT seq, device, type, measurement, time, tags, fields FROM spool WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?");
+  const sizeOf = db.prepare<[number, number], { n: number; b: number | null }>("SELECT count(*) AS n, sum(bytes) AS b FROM spool WHERE seq > ? AND seq <= ?");
+  const totals = db.prepare<[], { n: number; b: number | null; last: number | null }>("SELECT count(*) AS n, sum(bytes) AS b, max(seq) AS last FROM spool").get()!;
+  const worker = startSqliteWorker({ file, ops: SPOOL_OPS }, opts.onError ?? (() => {}));
+
+  /** Samples accepted (committed or being committed) and not yet acknowledged by the store. */
   let depth = totals.n;
   let bytes = totals.b ?? 0;
+  /** Committed and not yet acknowledged. */
+  let committed = totals.n;
+  let lastCommitted = totals.last ?? 0;
+  let ackedThrough = 0;
+  // The newest committed samples, oldest first (tail[head] is the oldest kept).
+  let tail: Array<{ sample: SpooledSample; size: number }> = [];
+  let head = 0;
+  let tailBytes = 0;
+  const tailLength = () => tail.length - head;
+  const shiftTail = () => {
+    const e = tail[head++]!;
+    tailBytes -= e.size;
+    if (head > 4096 && head * 2 > tail.length) {
+      tail = tail.slice(head);
+      head = 0;
+    }
+    return e;
+  };
 
-  let pending: Array<{ sample: Sample; tags: string; fields: string; size: number; resolve: (s: SpooledSample) => void; reject: (e: Error) => void }> = [];
-  const commit = db.transaction((batch: typeof pending) => batch.map((p) => Number(insert.run(p.sample.device, p.sample.type, p.sample.measurement, p.sample.time, p.tags, p.fields, p.size).lastInsertRowid)));
-
+  let pending: Pending[] = [];
   function flush(): void {
     const batch = pending;
     pending = [];
-    let seqs: number[];
-    try {
-      seqs = commit(batch);
-    } catch (err) {
-      for (const p of batch) {
-        bytes -= p.size;
-        depth--;
-        p.reject(err as Error);
-      }
-      return;
-    }
-    batch.forEach((p, i) => p.resolve({ ...p.sample, seq: seqs[i]! }));
+    const rows = batch.map((p) => [p.sample.device, p.sample.type, p.sample.measurement, p.sample.time, p.tags, p.fields, p.size]);
+    // Replies come back in the order the batches were sent, so the tail stays in seq order.
+    worker.call<number[]>("insert", rows).then(
+      (seqs) => {
+        committed += batch.length;
+        lastCommitted = seqs[seqs.length - 1] ?? lastCommitted;
+        batch.forEach((p, i) => {
+          const sample: SpooledSample = { ...p.sample, seq: seqs[i]! };
+          tail.push({ sample, size: p.size });
+          tailBytes += p.size;
+          p.resolve(sample);
+        });
+        while (tailBytes > TAIL_MAX_BYTES) shiftTail();
+      },
+      (err: Error) => {
+        for (const p of batch) {
+          bytes -= p.size;
+          depth--;
+          p.reject(err);
+        }
+      },
+    );
   }
 
   return {
@@ -84,13 +135,30 @@ export function openSpool(opts: { dataDir: string; maxBytes: number }): Spool {
       });
     },
     peek(limit) {
-      return select.all(limit).map((r) => ({ seq: r.seq, device: r.device, type: r.type, measurement: r.measurement, time: r.time, tags: JSON.parse(r.tags), fields: JSON.parse(r.fields) }));
+      // Everything unacknowledged is in the tail: no read at all.
+      if (tailLength() === committed) return tail.slice(head, head + limit).map((e) => e.sample);
+      return select.all(ackedThrough, lastCommitted, limit).map((r) => ({ seq: r.seq, device: r.device, type: r.type, measurement: r.measurement, time: r.time, tags: JSON.parse(r.tags), fields: JSON.parse(r.fields) }));
     },
     ack(seq) {
-      for (const row of remove.all(seq)) {
-        depth -= 1;
-        bytes -= row.b ?? 0;
+      if (seq <= ackedThrough) return;
+      let n = 0;
+      let b = 0;
+      // Rows older than the tail are counted from the table.
+      const tailStart = tailLength() ? tail[head]!.sample.seq : lastCommitted + 1;
+      if (ackedThrough < tailStart - 1) {
+        const r = sizeOf.get(ackedThrough, Math.min(seq, tailStart - 1))!;
+        n += r.n;
+        b += r.b ?? 0;
       }
+      while (tailLength() && tail[head]!.sample.seq <= seq) {
+        b += shiftTail().size;
+        n++;
+      }
+      ackedThrough = seq;
+      committed -= n;
+      depth -= n;
+      bytes -= b;
+      worker.send("remove", seq);
     },
     get depth() {
       return depth;
@@ -98,8 +166,9 @@ export function openSpool(opts: { dataDir: string; maxBytes: number }): Spool {
     get bytes() {
       return bytes;
     },
-    close() {
+    async close() {
       if (pending.length) flush();
+      await worker.close();
       db.close();
     },
   };

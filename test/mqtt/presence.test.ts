@@ -37,7 +37,10 @@ const sockets: Array<{ destroy(): void }> = [];
 t.before(async () => {
   // The generated certificate is self-signed; this test process trusts it blindly.
   process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
-  broker = await startTestBroker({}, accounts);
+  // Every login pays its PBKDF2 here: "a refused or dead takeover attempt" needs the
+  // window between a CONNECT and its verdict, which a remembered password closes
+  // (test/unit/verified-cache.test.ts covers the cache; the bench measures both).
+  broker = await startTestBroker({ auth: { verifiedCacheSize: 0 } }, accounts);
 });
 t.teardown(async () => {
   for (const c of mqttClients) c.end(true);

@@ -1,0 +1,49 @@
+// Profiles Switchboard under the QoS 1 closed-loop load of bench/mqtt:
+//   node --import tsx bench/mqtt/profile-run.ts [--qos 0|1] [--seconds N] [--dir DIR]
+// Writes a V8 CPU profile of the broker to DIR and prints a summary.
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Worker } from '../common/ipc.js';
+import { installCleanup, killAll, provisionSwitchboard, startSwitchboard } from '../common/servers.js';
+import { summarize } from '../bridge/profile.js';
+import type { ClosedResult, CollectResult, Cred } from '../common/mqtt-loadgen.js';
+
+const { values: args } = parseArgs({ options: { flood: { type: 'boolean', default: false }, qos: { type: 'string', default: '1' }, seconds: { type: 'string', default: '8' }, dir: { type: 'string' } } });
+const qos = Number(args.qos) as 0 | 1;
+const work = mkdtempSync(join(tmpdir(), 'switchboard-mqtt-prof-'));
+const profDir = args.dir ?? join(work, 'prof');
+process.env.SB_BENCH_NODE_FLAGS = `--cpu-prof --cpu-prof-dir=${profDir}`;
+const PASSWORD = 'bench-pw-1';
+const publishers: Cred[] = Array.from({ length: 50 }, (_, i) => ({ clientId: `p${i}`, username: `p${i}`, password: PASSWORD }));
+const template = join(work, 'template');
+provisionSwitchboard(template, { devices: publishers.map((d) => ({ id: d.clientId, password: PASSWORD })), accounts: [{ name: 'sub', role: 'service', password: PASSWORD }] });
+const a = new Worker(new URL('../common/mqtt-loadgen.ts', import.meta.url), 'generator A');
+installCleanup(() => a.kill());
+const srv = await startSwitchboard(join(work, 'sb'), template, { kind: 'embedded' });
+const target = { host: '127.0.0.1', port: srv.ports.mqtt! };
+await a.call('setTarget', { target });
+const now = Date.now();
+const ms = Number(args.seconds) * 1000;
+const sub = { clientId: 'sub', username: 'sub', password: PASSWORD, filter: 'devices/+/telemetry', qos };
+if (args.flood) {
+  const b = new Worker(new URL('../common/mqtt-loadgen.ts', import.meta.url), 'generator B');
+  await a.call('setup', { target, publishers });
+  await b.call('subscribe', { ...sub, target });
+  const t0 = Date.now() + 200;
+  const [s, r] = await Promise.all([a.call<{ sent: number }>('blast', { startAt: t0, to: t0 + ms }), b.call<CollectResult>('collect', { from: t0 + 1000, to: t0 + ms, drainMaxMs: 5000 })]);
+  console.log(`flood: sent ${s.sent}, received ${r.received}, ${(r.delivered / r.seconds).toFixed(0)}/s in window, p99 ${r.latency.p99}, drain ${r.drainMs} ms`);
+  console.log((await (await fetch(`http://127.0.0.1:${srv.ports.http}/metrics`)).text()).split('\n').filter((l) => /^switchboard_/.test(l) && !/ 0$/.test(l)).join('\n'));
+  b.kill();
+} else {
+  await a.call('setup', { target, publishers, subscriber: sub });
+  const r = await a.call<ClosedResult>('closed', { qos, window: 10, startAt: now, from: now + 1000, to: now + ms });
+  console.log(`delivered ${(r.delivered / ((ms - 1000) / 1000)).toFixed(0)}/s p50 ${r.latency.p50} p99 ${r.latency.p99}`);
+}
+await a.call('teardown');
+a.kill();
+await srv.stop();
+killAll();
+const f = readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
+console.log(f ? summarize(join(profDir, f), 40).text : `no profile in ${profDir}; log ${srv.logFile}`);

@@ -1,0 +1,125 @@
+// Backpressure on the MQTT edge (issue 3: "apply backpressure instead of buffering
+// without bound"): a publisher that writes as fast as TCP lets it is slowed down by
+// the broker instead of being buffered, a subscriber that stops reading holds the
+// publishers back only until mqtt.slowConsumerTimeoutMs and is then disconnected,
+// and everyone else goes on. Real sockets; the broker runs in this process, so its
+// memory is this process's.
+import t from "tap";
+import net from "node:net";
+import mqtt from "mqtt";
+import { startTestBroker } from "../helpers/broker.js";
+
+const STEP_MS = 15_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function str(s: string): Buffer {
+  const b = Buffer.from(s);
+  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+}
+function packet(first: number, body: Buffer): Buffer {
+  const len: number[] = [];
+  let n = body.length;
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 0x80;
+    len.push(byte);
+  } while (n > 0);
+  return Buffer.concat([Buffer.from([first, ...len]), body]);
+}
+const connect = (id: string, password: string) =>
+  packet(0x10, Buffer.concat([Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0xc2, 0, 60]), str(id), str(id), str(password)]));
+const publish0 = (topic: string, payload: string) => packet(0x30, Buffer.concat([str(topic), Buffer.from(payload)]));
+const subscribe0 = (filter: string) => packet(0x82, Buffer.concat([Buffer.from([0, 1]), str(filter), Buffer.from([0])]));
+
+/** A raw MQTT connection that has received its CONNACK. */
+async function rawConnect(port: number, id: string, password: string): Promise<net.Socket> {
+  const socket = net.connect(port, "127.0.0.1");
+  await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+  socket.write(connect(id, password));
+  const ack = await new Promise<Buffer>((resolve, reject) => {
+    socket.once("data", resolve).once("error", reject);
+    setTimeout(() => reject(new Error(`no CONNACK for ${id}`)), STEP_MS);
+  });
+  if (ack[0] !== 0x20 || ack[3] !== 0) throw new Error(`${id}: CONNACK ${ack.toString("hex")}`);
+  return socket;
+}
+
+// Distinct samples (the humidity counts), so none is a duplicate of another; padded
+// with JSON whitespace to 30 KB, so that the kernel's socket buffers (MBs) fill quickly.
+const SAMPLE_BYTES = 30_000;
+const sample = (i: number) => JSON.stringify({ temperature: 20 + (i % 1000) / 100, humidity: (i % 100_000) / 1000 }).padEnd(SAMPLE_BYTES, " ");
+
+t.test("a stuck subscriber holds publishers back, then is cut off; the flood costs no memory", async (t) => {
+  const b = await startTestBroker({ mqtt: { outboundHighWaterBytes: 256 * 1024, slowConsumerTimeoutMs: 2_000 } }, [
+    { name: "svc", role: "service", password: "svc pw" },
+    { name: "watch", role: "service", password: "watch pw" },
+    { name: "dev1", role: "device", type: "thermostat", password: "dev1 pw" },
+  ]);
+  t.teardown(() => b.close());
+  const port = b.ports.mqtt;
+
+  // The stuck subscriber: subscribes, then never reads again.
+  const stuck = await rawConnect(port, "svc", "svc pw");
+  stuck.write(subscribe0("devices/+/telemetry"));
+  await sleep(200);
+  stuck.pause();
+  let stuckClosed = false;
+  stuck.on("close", () => (stuckClosed = true));
+  stuck.on("error", () => {});
+
+  // A healthy subscriber.
+  const watch = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: "watch", username: "watch", password: "watch pw", reconnectPeriod: 0 });
+  t.teardown(() => watch.end(true));
+  await watch.subscribeAsync("devices/+/telemetry", { qos: 0 });
+  let watched = 0;
+  watch.on("message", () => watched++);
+
+  // The publisher writes QoS 0 telemetry as fast as its socket takes it, for 1.5 s.
+  const pub = await rawConnect(port, "dev1", "dev1 pw");
+  pub.on("error", () => {});
+  const rssBefore = process.memoryUsage().rss;
+  let rssMax = rssBefore;
+  const sampler = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 50);
+  let written = 0;
+  let blocked = false;
+  const floodUntil = Date.now() + 3_000;
+  while (Date.now() < floodUntil) {
+    const batch: Buffer[] = [];
+    for (let i = 0; i < 10; i++) batch.push(publish0("devices/dev1/telemetry", sample(written + i)));
+    written += 10;
+    if (!pub.write(Buffer.concat(batch))) {
+      blocked = true;
+      // Nothing more is written until the socket drains (or the flood's time is up).
+      await Promise.race([new Promise((r) => pub.once("drain", r)), sleep(floodUntil - Date.now())]);
+    } else {
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+  const acceptedDuringHold = b.ingest.counters.accepted;
+  t.ok(blocked, "the publisher's socket filled up: TCP pushed back on it");
+  t.ok(acceptedDuringHold < written, `the broker took ${acceptedDuringHold} of ${written} messages while the subscriber was stuck`);
+
+  // The stuck subscriber is disconnected after slowConsumerTimeoutMs and counted.
+  const deadline = Date.now() + STEP_MS;
+  while (b.mqtt.counters.slowConsumers === 0 && Date.now() < deadline) await sleep(50);
+  t.equal(b.mqtt.counters.slowConsumers, 1, "the subscriber that stopped reading is counted as a slow consumer");
+  // Its socket sees the end once it reads again.
+  stuck.resume();
+  while (!stuckClosed && Date.now() < deadline) await sleep(50);
+  t.ok(stuckClosed, "and was disconnected");
+
+  // The held publisher's backlog now flows: the broker accepts what was written.
+  while (b.ingest.counters.accepted < written && Date.now() < deadline + STEP_MS) await sleep(50);
+  clearInterval(sampler);
+  t.equal(b.ingest.counters.accepted, written, "every message written was accepted once the stuck subscriber was gone");
+  while (watched < written && Date.now() < deadline + 2 * STEP_MS) await sleep(50);
+  t.equal(watched, written, "the healthy subscriber received every one of them");
+  const growth = (rssMax - rssBefore) / 1024 / 1024;
+  const flooded = (written * SAMPLE_BYTES) / 1024 / 1024;
+  t.ok(growth < 48, `memory grew ${growth.toFixed(1)} MiB while ${flooded.toFixed(1)} MiB were flooded and held`);
+
+  const text = await (await fetch(`http://127.0.0.1:${b.ports.http}/metrics`)).text();
+  t.match(text, /^switchboard_mqtt_slow_consumers_total 1$/m, "exported as a metric");
+  pub.destroy();
+});
