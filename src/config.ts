@@ -65,7 +65,7 @@ export const configSchema = z.strictObject({
       port: port.default(1883),
       tlsPort: port.nullable().default(8883),
       maxPacketBytes: positiveInt.default(65536),
-      // Backpressure (see bridges/mqtt/guard.ts FlowControl).
+      // Backpressure (see bridges/mqtt/guard.ts, docs/mqtt.md).
       outboundHighWaterBytes: positiveInt.default(1024 * 1024),
       slowConsumerTimeoutMs: positiveInt.default(30_000),
     })

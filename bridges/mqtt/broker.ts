@@ -11,7 +11,7 @@ import type { Logger } from "../../src/log.js";
 import type { Authenticator } from "../../src/auth/credentials.js";
 import type { FailureLimiter } from "../../src/auth/limiter.js";
 import type { Account } from "../../src/registry/registry.js";
-import { FlowControl, GuardedConnection, WILDCARD_MARKS } from "./guard.js";
+import { GuardedConnection, WILDCARD_MARKS } from "./guard.js";
 import { listen } from "../../src/listen.js";
 import { deviceTopic, publishDenied, subscribeAllowed } from "./acl.js";
 import type { MqttPresence } from "./presence.js";
@@ -85,7 +85,9 @@ export async function startMqtt(deps: {
     // Bounded per-client queues: a slow consumer is cut off, not buffered without end.
     queueLimit: 100,
     maxInflightInbound: 100,
-    drainTimeout: 30_000,
+    // A client that does not drain its queue (over outboundHighWaterBytes) in this
+    // time is destroyed with "drain timeout" (counted by the guard).
+    drainTimeout: options.slowConsumerTimeoutMs ?? 30_000,
     concurrency: 1000,
 
     authenticate(client, username, password, done) {
@@ -184,11 +186,13 @@ export async function startMqtt(deps: {
   aedes.on("clientError", (client, err) => log.debug({ clientId: client?.id, err: err.message }, "mqtt client error"));
   aedes.on("connectionError", (client, err) => log.debug({ clientId: client?.id, err: err.message }, "mqtt connection error"));
 
-  const flow = new FlowControl(options.outboundHighWaterBytes ?? 1024 * 1024, options.slowConsumerTimeoutMs ?? 30_000, (conn) => {
-    counters.slowConsumers++;
-    log.warn({ protocol: "mqtt", address: conn.remoteAddress, queuedBytes: conn.writableLength + conn.socket.writableLength }, "slow consumer: client did not read what it was sent; connection closed");
-    conn.destroy();
-  });
+  const outbound = {
+    highWaterBytes: options.outboundHighWaterBytes ?? 1024 * 1024,
+    onSlowConsumer: (conn: GuardedConnection) => {
+      counters.slowConsumers++;
+      log.warn({ protocol: "mqtt", address: conn.remoteAddress, queuedBytes: conn.writableLength + conn.socket.writableLength }, "slow consumer: client did not read what it was sent; connection closed");
+    },
+  };
 
   function accept(stream: Duplex & { remoteAddress?: string }, req?: IncomingMessage): void {
     if (options.admit && !options.admit(stream.remoteAddress ?? "unknown")) {
@@ -203,7 +207,7 @@ export async function startMqtt(deps: {
         log.info({ protocol: "mqtt", address: stream.remoteAddress, verdict, bytes, limit: options.maxPacketBytes }, "packet refused; connection closed");
       },
       options.shape,
-      flow,
+      outbound,
     );
     guarded.on("error", () => {});
     aedes.handle(guarded, req);

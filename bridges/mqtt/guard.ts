@@ -96,63 +96,15 @@ const READ_BATCH_BYTES = 4 * 1024;
 const INBOX_MAX_BYTES = 64 * 1024;
 
 /**
- * Outbound congestion shared by every MQTT connection of a broker: while a
- * connection has more than `highWaterBytes` queued towards its client, the others
- * stop handing inbound packets to aedes, so publishers are slowed down to what the
- * slowest subscriber takes instead of the broker queueing without bound (aedes
- * ignores write backpressure). A connection that stays congested longer than
- * `slowConsumerMs` is closed, so one stuck subscriber cannot stall everyone.
- */
-export class FlowControl {
-  private readonly congested = new Map<GuardedConnection, NodeJS.Timeout>();
-  private readonly waiting = new Set<GuardedConnection>();
-
-  constructor(
-    readonly highWaterBytes: number,
-    private readonly slowConsumerMs: number,
-    private readonly onSlowConsumer: (conn: GuardedConnection) => void,
-  ) {}
-
-  /** True when `conn` must hold its inbound (someone else is congested). */
-  holds(conn: GuardedConnection): boolean {
-    // A congested connection is never held: its client must be able to send PUBACKs.
-    if (this.congested.size === 0 || this.congested.has(conn)) return false;
-    this.waiting.add(conn);
-    return true;
-  }
-
-  congest(conn: GuardedConnection): void {
-    if (this.congested.has(conn)) return;
-    const timer = setTimeout(() => {
-      this.clear(conn);
-      this.onSlowConsumer(conn);
-    }, this.slowConsumerMs);
-    timer.unref();
-    this.congested.set(conn, timer);
-  }
-
-  clear(conn: GuardedConnection): void {
-    const timer = this.congested.get(conn);
-    this.waiting.delete(conn);
-    if (!timer) return;
-    clearTimeout(timer);
-    this.congested.delete(conn);
-    if (this.congested.size > 0) return;
-    const waiting = [...this.waiting];
-    this.waiting.clear();
-    for (const c of waiting) c.feed();
-  }
-
-  get congestedCount(): number {
-    return this.congested.size;
-  }
-}
-
-/**
  * A duplex that aedes reads from and writes to in place of the socket. Bytes pass
  * through unchanged once their packet's header has been checked, READ_BATCH_BYTES at
- * a time; reads from the socket stop while its inbox is full, while the shaper says
- * wait, and the inbox is not handed on while another connection is congested.
+ * a time; reads from the socket stop while its inbox is full or the shaper says wait.
+ *
+ * Outbound, aedes 1.x respects write backpressure: past the stream's high-water
+ * mark (`mqtt.outboundHighWaterBytes`) it waits for 'drain' before that delivery
+ * completes, which holds its emitter and so the publishers' publishes, down to TCP;
+ * a client that does not drain within its `drainTimeout` is destroyed with a
+ * "drain timeout" error, reported here as a slow consumer.
  */
 export class GuardedConnection extends Duplex {
   private readonly scanner: FixedHeaderScanner;
@@ -165,15 +117,17 @@ export class GuardedConnection extends Duplex {
   /** Socket reads stop for two reasons: the inbox is full, or the shaper says wait. */
   private full = false;
   private throttled = false;
+  private readonly onSlowConsumer: ((conn: GuardedConnection) => void) | undefined;
 
   constructor(
     readonly socket: Duplex & { remoteAddress?: string },
     maxPacketBytes: number,
     onReject: (verdict: GuardVerdict, packetBytes?: number) => void,
     shape?: { bytesPerSecond: number; burstBytes: number },
-    private readonly flow?: FlowControl,
+    outbound?: { highWaterBytes: number; onSlowConsumer: (conn: GuardedConnection) => void },
   ) {
-    super({ allowHalfOpen: false, readableHighWaterMark: READ_BATCH_BYTES });
+    super({ allowHalfOpen: false, readableHighWaterMark: READ_BATCH_BYTES, writableHighWaterMark: outbound?.highWaterBytes });
+    this.onSlowConsumer = outbound?.onSlowConsumer;
     this.scanner = new FixedHeaderScanner(maxPacketBytes);
     this.bucket = shape ? new TokenBucket(shape.bytesPerSecond, shape.burstBytes) : null;
     socket.on("data", (chunk: Buffer) => {
@@ -220,7 +174,6 @@ export class GuardedConnection extends Duplex {
       if (this.ended) this.push(null);
       return;
     }
-    if (this.flow?.holds(this)) return;
     let chunk = this.inbox[0]!;
     if (chunk.length > READ_BATCH_BYTES) {
       this.inbox[0] = chunk.subarray(READ_BATCH_BYTES);
@@ -242,35 +195,47 @@ export class GuardedConnection extends Duplex {
     this.feed();
   }
 
-  /** Bytes queued towards the client: in this stream and in the socket. */
-  private get outbound(): number {
-    return this.writableLength + this.socket.writableLength;
-  }
-
-  override write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
-    const ok = super.write(chunk as Buffer, encoding as BufferEncoding, cb as (error?: Error | null) => void);
-    if (this.flow && this.outbound > this.flow.highWaterBytes) this.flow.congest(this);
-    return ok;
-  }
-
-  private written(done: (error?: Error | null) => void): void {
-    if (this.flow && this.outbound <= this.flow.highWaterBytes / 2) this.flow.clear(this);
-    done();
-  }
+  // Writes are gathered for one turn of the event loop and go out as one writev.
+  // aedes writes each packet in its own tick (mqtt-packet corks only until
+  // nextTick), and a packet that waited for a spool commit is written in yet another:
+  // one system call per packet was a fifth of the broker's time under load.
+  private outbox: Buffer[] = [];
+  private outboxDone: Array<(error?: Error | null) => void> = [];
+  private flushing = false;
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
-    if (this.socket.write(chunk)) this.written(done);
-    else this.once("socketDrain", () => this.written(done));
+    this.gather([chunk], done);
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, done: (error?: Error | null) => void): void {
+    this.gather(chunks.map((c) => c.chunk), done);
+  }
+
+  private gather(chunks: Buffer[], done: (error?: Error | null) => void): void {
+    for (const c of chunks) this.outbox.push(c);
+    this.outboxDone.push(done);
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(() => this.flushOutbox());
+  }
+
+  private flushOutbox(): void {
+    this.flushing = false;
+    const chunks = this.outbox;
+    const dones = this.outboxDone;
+    this.outbox = [];
+    this.outboxDone = [];
+    if (this.socket.destroyed) return;
     const socket = this.socket as Duplex & { cork(): void; uncork(): void };
     socket.cork();
     let ok = true;
-    for (const { chunk } of chunks) ok = socket.write(chunk);
+    for (const chunk of chunks) ok = socket.write(chunk);
     socket.uncork();
-    if (ok) this.written(done);
-    else this.once("socketDrain", () => this.written(done));
+    const finish = () => {
+      for (const done of dones) done();
+    };
+    if (ok) finish();
+    else this.once("socketDrain", finish);
   }
 
   override _final(done: (error?: Error | null) => void): void {
@@ -279,8 +244,17 @@ export class GuardedConnection extends Duplex {
   }
 
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
-    this.flow?.clear(this);
-    this.socket.destroy();
+    if (error?.message === "drain timeout") this.onSlowConsumer?.(this);
+    // What was gathered still goes out first (aedes writes a refusing CONNACK and
+    // closes the connection right after): written, then ended, which TLS and
+    // WebSocket streams flush before they close; destroyed if that takes long.
+    if (this.outbox.length && !this.socket.destroyed) {
+      for (const chunk of this.outbox.splice(0)) this.socket.write(chunk);
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 1_000).unref();
+    } else {
+      this.socket.destroy();
+    }
     this.emit("socketDrain");
     done(error);
   }

@@ -40,7 +40,8 @@ export function startDrainer(deps: { spool: Spool; store: TelemetryStore; batchS
   let retryTimer: NodeJS.Timeout | null = null;
 
   function deadLetter(sample: SpooledSample, reason: string): void {
-    appendFileSync(deadLetterFile, `${JSON.stringify({ at: new Date().toISOString(), reason, sample })}\n`);
+    const { json: _serialised, ...plain } = sample;
+    appendFileSync(deadLetterFile, `${JSON.stringify({ at: new Date().toISOString(), reason, sample: plain })}\n`);
     state.deadLettered++;
     log.warn({ device: sample.device, seq: sample.seq, reason }, "sample refused by the store; moved to the dead-letter file");
   }
@@ -70,7 +71,9 @@ export function startDrainer(deps: { spool: Spool; store: TelemetryStore; batchS
   }
 
   async function drain(): Promise<void> {
-    while (running && spool.depth > 0 && !retryTimer) {
+    // Committed samples only: ones still being committed cannot be read yet, and
+    // waiting for them here would spin (the commit's reply is a macrotask).
+    while (running && spool.committed > 0 && !retryTimer) {
       const batch = spool.peek(batchSize);
       if (batch.length === 0) return;
       try {
@@ -100,7 +103,7 @@ export function startDrainer(deps: { spool: Spool; store: TelemetryStore; batchS
     busy = drain().finally(() => {
       busy = null;
       // Samples that arrived during the write and fill a batch go at once.
-      if (running && spool.depth >= batchSize && !retryTimer) run();
+      if (running && spool.committed >= batchSize && !retryTimer) run();
     });
   }
 
@@ -110,7 +113,7 @@ export function startDrainer(deps: { spool: Spool; store: TelemetryStore; batchS
   return {
     state,
     kick() {
-      if (spool.depth >= batchSize) run();
+      if (spool.committed >= batchSize) run();
     },
     onWrite: (listener) => void writeListeners.push(listener),
     async stop(timeoutMs) {
@@ -123,6 +126,11 @@ export function startDrainer(deps: { spool: Spool; store: TelemetryStore; batchS
       while (Date.now() < deadline) {
         if (busy) await Promise.race([busy, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
         if (spool.depth === 0 || state.failing) break;
+        if (spool.committed === 0) {
+          // Only commits in flight: their replies are macrotasks, so wait a little.
+          await new Promise((r) => setTimeout(r, 5));
+          continue;
+        }
         run();
         if (!busy) break;
       }

@@ -23,7 +23,10 @@ export interface Spool {
   peek(limit: number): SpooledSample[];
   /** Forgets every sample up to and including `seq` (the store has them). */
   ack(seq: number): void;
+  /** Samples accepted and not yet confirmed by the store (including those being committed). */
   readonly depth: number;
+  /** Of those, the ones already committed: what peek() can return. */
+  readonly committed: number;
   readonly bytes: number;
   /** Commits what was appended, then closes. */
   close(): Promise<void>;
@@ -93,7 +96,12 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
   };
 
   let pending: Pending[] = [];
+  // One commit in flight at a time: what arrives meanwhile goes in the next one, so
+  // a busy broker makes fewer, larger transactions (and fewer thread hops).
+  let committing = false;
   function flush(): void {
+    if (committing || pending.length === 0) return;
+    committing = true;
     const batch = pending;
     pending = [];
     const rows = batch.map((p) => [p.sample.device, p.sample.type, p.sample.measurement, p.sample.time, p.tags, p.fields, p.size]);
@@ -103,12 +111,16 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
         committed += batch.length;
         lastCommitted = seqs[seqs.length - 1] ?? lastCommitted;
         batch.forEach((p, i) => {
-          const sample: SpooledSample = { ...p.sample, seq: seqs[i]! };
+          const s = p.sample;
+          // A literal, not a spread: one object shape for every sample (this runs per sample).
+          const sample: SpooledSample = { device: s.device, type: s.type, measurement: s.measurement, time: s.time, tags: s.tags, fields: s.fields, seq: seqs[i]!, json: { tags: p.tags, fields: p.fields } };
           tail.push({ sample, size: p.size });
           tailBytes += p.size;
           p.resolve(sample);
         });
         while (tailBytes > TAIL_MAX_BYTES) shiftTail();
+        committing = false;
+        flush();
       },
       (err: Error) => {
         for (const p of batch) {
@@ -116,6 +128,8 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
           depth--;
           p.reject(err);
         }
+        committing = false;
+        flush();
       },
     );
   }
@@ -130,7 +144,7 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
       bytes += size;
       depth++;
       return new Promise((resolve, reject) => {
-        if (pending.length === 0) setImmediate(flush);
+        if (pending.length === 0 && !committing) setImmediate(flush);
         pending.push({ sample, tags, fields, size, resolve, reject });
       });
     },
@@ -163,11 +177,16 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
     get depth() {
       return depth;
     },
+    get committed() {
+      return committed;
+    },
     get bytes() {
       return bytes;
     },
     async close() {
-      if (pending.length) flush();
+      // What is still pending goes in one last commit, after the one in flight.
+      committing = false;
+      flush();
       await worker.close();
       db.close();
     },

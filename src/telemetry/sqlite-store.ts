@@ -48,7 +48,7 @@ export function openSqliteStore(opts: { dataDir: string; onError?: (err: Error) 
   return {
     kind: "embedded",
     async write(samples) {
-      await worker.call("write", samples.map((s) => [s.measurement, s.device, s.time, s.type, JSON.stringify(s.tags), JSON.stringify(s.fields)]));
+      await worker.call("write", samples.map((s) => [s.measurement, s.device, s.time, s.type, s.json?.tags ?? JSON.stringify(s.tags), s.json?.fields ?? JSON.stringify(s.fields)]));
     },
     async query(device, _measurement, from, to, limit): Promise<Sample[]> {
       const rows = await worker.call<Row[]>("query", [device, from, to, limit]);
