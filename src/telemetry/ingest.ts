@@ -1,5 +1,5 @@
 // One ingest pipeline for every protocol (issue 4 §2), as named steps in order:
-// parse and validate against the sender's type → stamp time → spool (durable) →
+// parse and validate against the sender's type → stamp time and point identity → spool (durable) →
 // remember as the device's last sample → fan out. A sample from MQTT and one from
 // XMPP take exactly the same path.
 import type { Registry } from "../registry/registry.js";
@@ -8,6 +8,7 @@ import type { Spool } from "./spool.js";
 import { SpoolFullError } from "./spool.js";
 import type { SpooledSample } from "./sample.js";
 import { validateSample, type Issue } from "./validate.js";
+import { createPointClock } from "./point-clock.js";
 
 export type IngestSource = "mqtt" | "xmpp" | "bridge";
 
@@ -35,6 +36,7 @@ export function createIngest(deps: { registry: Registry; deviceType: (name: stri
   const listeners: Array<(sample: SpooledSample, source: IngestSource) => void> = [];
   const rejectListeners: Array<(reason: string, source: IngestSource) => void> = [];
   const last = new Map<string, SpooledSample>();
+  const points = createPointClock();
   const counters: IngestCounters = { accepted: 0, rejected: new Map() };
 
   function reject(source: IngestSource, reason: string, issues: Issue[], countAs = reason, overloaded = false): IngestResult {
@@ -53,6 +55,7 @@ export function createIngest(deps: { registry: Registry; deviceType: (name: stri
       if (!type) return reject(source, "not a device with a known type", [], "unknown device");
       const validated = validateSample(type, device, payload, now());
       if (!validated.ok) return reject(source, validated.reason, validated.issues);
+      validated.sample.pointNs = points.assign(validated.sample);
       let sample: SpooledSample;
       try {
         sample = await spool.append(validated.sample);

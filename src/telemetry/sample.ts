@@ -1,4 +1,4 @@
-import { hash } from "node:crypto";
+import { contentKey, contentSlot } from "./point-clock.js";
 
 // A validated, time-stamped measurement, as the core passes it around.
 export type FieldValue = number | boolean | string;
@@ -11,6 +11,8 @@ export interface Sample {
   time: number;
   tags: Record<string, string>;
   fields: Record<string, FieldValue>;
+  /** Point time in ns (decimal), given by the ingest's point clock; see pointTimeNs. */
+  pointNs?: string;
 }
 
 /** A sample once it is in the spool: `seq` is its durable, ordered identity. */
@@ -21,25 +23,21 @@ export interface SpooledSample extends Sample {
 }
 
 /**
- * The timestamp a sample is stored under, in nanoseconds: its millisecond time plus
- * six sub-millisecond digits from a hash of its content. Point identity is thus
- * deterministic: a sample written again (a spool replay after a crash, or an MQTT
- * QoS 1 redelivery of the same message) lands on the same point, which InfluxDB
- * overwrites, while two different samples of one device in the same millisecond
- * stay distinct.
+ * The timestamp a sample is stored under, in nanoseconds: the one the ingest's point
+ * clock gave it (point-clock.ts), or, for a sample spooled without one, its
+ * millisecond time plus six digits from a hash of its content.
  */
 export function pointTimeNs(sample: Sample): string {
-  return pointTimeNsOfJson(sample.time, sample.device, JSON.stringify(sample.tags), JSON.stringify(sample.fields));
+  return sample.pointNs ?? pointTimeNsOfJson(sample.time, sample.device, JSON.stringify(sample.tags), JSON.stringify(sample.fields));
 }
 
 /**
- * pointTimeNs from the JSON of tags and fields. Mirrored in POINT_TIME_NS_JS for the
- * embedded store's worker thread; test/unit/sample.test.ts checks the two agree.
+ * The content-hash point time from the JSON of tags and fields. Mirrored in
+ * POINT_TIME_NS_JS for the embedded store's worker thread; test/unit/sample.test.ts
+ * checks the two agree.
  */
 export function pointTimeNsOfJson(time: number, device: string, tagsJson: string, fieldsJson: string): string {
-  // JSON.stringify([device, tags, fields]) without re-serialising; one-shot hash.
-  const digest = hash("sha1", `[${JSON.stringify(device)},${tagsJson},${fieldsJson}]`, "hex");
-  return `${time}${String(parseInt(digest.slice(0, 8), 16) % 1_000_000).padStart(6, "0")}`;
+  return `${time}${String(contentSlot(contentKey(device, tagsJson, fieldsJson))).padStart(6, "0")}`;
 }
 
 /** pointTimeNsOfJson as plain JavaScript source, for code run on a worker thread. */

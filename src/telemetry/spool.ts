@@ -40,6 +40,7 @@ interface Row {
   time: number;
   tags: string;
   fields: string;
+  point_ns: string | null;
 }
 
 /** Committed samples kept in memory for the drainer, so it rarely reads the spool back. */
@@ -47,7 +48,7 @@ const TAIL_MAX_BYTES = 32 * 1024 * 1024;
 
 /** The worker's side (sqlite-worker.ts): plain JavaScript, run on the worker thread. */
 const SPOOL_OPS = `(db) => {
-  const insert = db.prepare("INSERT INTO spool (device, type, measurement, time, tags, fields, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  const insert = db.prepare("INSERT INTO spool (device, type, measurement, time, tags, fields, bytes, point_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   const remove = db.prepare("DELETE FROM spool WHERE seq <= ?");
   const commit = db.transaction((rows) => rows.map((r) => Number(insert.run(r).lastInsertRowid)));
   return {
@@ -67,8 +68,10 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
   db.pragma("journal_mode = WAL");
   db.exec(`CREATE TABLE IF NOT EXISTS spool (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, type TEXT NOT NULL, measurement TEXT NOT NULL,
-    time INTEGER NOT NULL, tags TEXT NOT NULL, fields TEXT NOT NULL, bytes INTEGER NOT NULL)`);
-  const select = db.prepare<[number, number, number], Row>("SELECT seq, device, type, measurement, time, tags, fields FROM spool WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?");
+    time INTEGER NOT NULL, tags TEXT NOT NULL, fields TEXT NOT NULL, bytes INTEGER NOT NULL, point_ns TEXT)`);
+  // Spools written before point_ns existed: their rows fall back to the content hash.
+  if (!db.prepare<[], { name: string }>("PRAGMA table_info(spool)").all().some((c) => c.name === "point_ns")) db.exec("ALTER TABLE spool ADD COLUMN point_ns TEXT");
+  const select = db.prepare<[number, number, number], Row>("SELECT seq, device, type, measurement, time, tags, fields, point_ns FROM spool WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?");
   const sizeOf = db.prepare<[number, number], { n: number; b: number | null }>("SELECT count(*) AS n, sum(bytes) AS b FROM spool WHERE seq > ? AND seq <= ?");
   const totals = db.prepare<[], { n: number; b: number | null; last: number | null }>("SELECT count(*) AS n, sum(bytes) AS b, max(seq) AS last FROM spool").get()!;
   const worker = startSqliteWorker({ file, ops: SPOOL_OPS }, opts.onError ?? (() => {}));
@@ -104,7 +107,7 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
     committing = true;
     const batch = pending;
     pending = [];
-    const rows = batch.map((p) => [p.sample.device, p.sample.type, p.sample.measurement, p.sample.time, p.tags, p.fields, p.size]);
+    const rows = batch.map((p) => [p.sample.device, p.sample.type, p.sample.measurement, p.sample.time, p.tags, p.fields, p.size, p.sample.pointNs ?? null]);
     // Replies come back in the order the batches were sent, so the tail stays in seq order.
     worker.call<number[]>("insert", rows).then(
       (seqs) => {
@@ -113,7 +116,7 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
         batch.forEach((p, i) => {
           const s = p.sample;
           // A literal, not a spread: one object shape for every sample (this runs per sample).
-          const sample: SpooledSample = { device: s.device, type: s.type, measurement: s.measurement, time: s.time, tags: s.tags, fields: s.fields, seq: seqs[i]!, json: { tags: p.tags, fields: p.fields } };
+          const sample: SpooledSample = { device: s.device, type: s.type, measurement: s.measurement, time: s.time, tags: s.tags, fields: s.fields, pointNs: s.pointNs, seq: seqs[i]!, json: { tags: p.tags, fields: p.fields } };
           tail.push({ sample, size: p.size });
           tailBytes += p.size;
           p.resolve(sample);
@@ -151,7 +154,7 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
     peek(limit) {
       // Everything unacknowledged is in the tail: no read at all.
       if (tailLength() === committed) return tail.slice(head, head + limit).map((e) => e.sample);
-      return select.all(ackedThrough, lastCommitted, limit).map((r) => ({ seq: r.seq, device: r.device, type: r.type, measurement: r.measurement, time: r.time, tags: JSON.parse(r.tags), fields: JSON.parse(r.fields) }));
+      return select.all(ackedThrough, lastCommitted, limit).map((r) => ({ seq: r.seq, device: r.device, type: r.type, measurement: r.measurement, time: r.time, tags: JSON.parse(r.tags), fields: JSON.parse(r.fields), pointNs: r.point_ns ?? undefined }));
     },
     ack(seq) {
       if (seq <= ackedThrough) return;

@@ -13,10 +13,10 @@ const STORE_OPS = `(db) => {
   const pointTimeNs = ${POINT_TIME_NS_JS};
   const upsert = db.prepare("INSERT OR REPLACE INTO samples (measurement, device, time_ns, time, type, tags, fields) VALUES (?, ?, ?, ?, ?, ?, ?)");
   const select = db.prepare("SELECT time, type, measurement, tags, fields FROM samples WHERE device = ? AND time >= ? AND time <= ? ORDER BY time, time_ns LIMIT ?");
-  // rows: [measurement, device, time, type, tagsJson, fieldsJson]
+  // rows: [measurement, device, time, type, tagsJson, fieldsJson, pointNs or null]
   const writeAll = db.transaction((rows) => {
-    for (const [measurement, device, time, type, tags, fields] of rows) {
-      upsert.run(measurement, device, pointTimeNs(time, device, tags, fields).padStart(22, "0"), time, type, tags, fields);
+    for (const [measurement, device, time, type, tags, fields, pointNs] of rows) {
+      upsert.run(measurement, device, (pointNs || pointTimeNs(time, device, tags, fields)).padStart(22, "0"), time, type, tags, fields);
     }
   });
   return {
@@ -48,7 +48,7 @@ export function openSqliteStore(opts: { dataDir: string; onError?: (err: Error) 
   return {
     kind: "embedded",
     async write(samples) {
-      await worker.call("write", samples.map((s) => [s.measurement, s.device, s.time, s.type, s.json?.tags ?? JSON.stringify(s.tags), s.json?.fields ?? JSON.stringify(s.fields)]));
+      await worker.call("write", samples.map((s) => [s.measurement, s.device, s.time, s.type, s.json?.tags ?? JSON.stringify(s.tags), s.json?.fields ?? JSON.stringify(s.fields), s.pointNs ?? null]));
     },
     async query(device, _measurement, from, to, limit): Promise<Sample[]> {
       const rows = await worker.call<Row[]>("query", [device, from, to, limit]);
