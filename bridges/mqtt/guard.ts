@@ -195,47 +195,19 @@ export class GuardedConnection extends Duplex {
     this.feed();
   }
 
-  // Writes are gathered for one turn of the event loop and go out as one writev.
-  // aedes writes each packet in its own tick (mqtt-packet corks only until
-  // nextTick), and a packet that waited for a spool commit is written in yet another:
-  // one system call per packet was a fifth of the broker's time under load.
-  private outbox: Buffer[] = [];
-  private outboxDone: Array<(error?: Error | null) => void> = [];
-  private flushing = false;
-
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
-    this.gather([chunk], done);
+    if (this.socket.write(chunk)) done();
+    else this.once("socketDrain", () => done());
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, done: (error?: Error | null) => void): void {
-    this.gather(chunks.map((c) => c.chunk), done);
-  }
-
-  private gather(chunks: Buffer[], done: (error?: Error | null) => void): void {
-    for (const c of chunks) this.outbox.push(c);
-    this.outboxDone.push(done);
-    if (this.flushing) return;
-    this.flushing = true;
-    setImmediate(() => this.flushOutbox());
-  }
-
-  private flushOutbox(): void {
-    this.flushing = false;
-    const chunks = this.outbox;
-    const dones = this.outboxDone;
-    this.outbox = [];
-    this.outboxDone = [];
-    if (this.socket.destroyed) return;
     const socket = this.socket as Duplex & { cork(): void; uncork(): void };
     socket.cork();
     let ok = true;
-    for (const chunk of chunks) ok = socket.write(chunk);
+    for (const { chunk } of chunks) ok = socket.write(chunk);
     socket.uncork();
-    const finish = () => {
-      for (const done of dones) done();
-    };
-    if (ok) finish();
-    else this.once("socketDrain", finish);
+    if (ok) done();
+    else this.once("socketDrain", () => done());
   }
 
   override _final(done: (error?: Error | null) => void): void {
@@ -245,16 +217,7 @@ export class GuardedConnection extends Duplex {
 
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
     if (error?.message === "drain timeout") this.onSlowConsumer?.(this);
-    // What was gathered still goes out first (aedes writes a refusing CONNACK and
-    // closes the connection right after): written, then ended, which TLS and
-    // WebSocket streams flush before they close; destroyed if that takes long.
-    if (this.outbox.length && !this.socket.destroyed) {
-      for (const chunk of this.outbox.splice(0)) this.socket.write(chunk);
-      this.socket.end();
-      setTimeout(() => this.socket.destroy(), 1_000).unref();
-    } else {
-      this.socket.destroy();
-    }
+    this.socket.destroy();
     this.emit("socketDrain");
     done(error);
   }
