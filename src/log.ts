@@ -11,6 +11,9 @@ export function createLogger(destination?: DestinationStream): Logger {
       base: { pid: process.pid },
       redact: ["password", "*.password", "credentials", "*.credentials"],
     },
-    destination ?? pino.destination({ sync: true }),
+    // Asynchronous: lines written while one write is under way go out together
+    // (a synchronous write per line was ~10 % of the broker's time at 5,000
+    // commands/s); pino flushes what is pending when the process exits.
+    destination ?? pino.destination({ sync: false }),
   );
 }

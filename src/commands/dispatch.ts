@@ -3,7 +3,7 @@
 // correlation id with its timeout, and settle it with the device's reply on
 // devices/<id>/replies. Unknown, late, duplicate and malformed replies are counted
 // and ignored; a device that goes offline fails its pending commands at once.
-import { randomBytes } from "node:crypto";
+import { randomId } from "../ids.js";
 import { z } from "zod";
 
 export type CommandOutcome = "completed" | "bad-params" | "offline" | "timeout" | "device-error" | "bad-result" | "forbidden" | "not-found" | "canceled";
@@ -87,7 +87,7 @@ export function createDispatcher(deps: {
     },
     send(device, command, params, result, timeoutMs) {
       if (!deps.isOnline(device)) return Promise.reject(new CommandFailure("offline", `${device} is not connected`));
-      const id = randomBytes(9).toString("base64url");
+      const id = randomId();
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           settle(id, "expired")?.reject(new CommandFailure("timeout", `no reply from ${device} within ${timeoutMs} ms`));

@@ -2,6 +2,7 @@
 // SASL (§6), resource binding (§7), then stanzas to the router. Transport-neutral:
 // TCP (tcp.ts) and later WebSocket (RFC 7395) feed it parsed elements.
 import { randomBytes } from "node:crypto";
+import { randomId } from "../ids.js";
 import xml, { type Element } from "@xmpp/xml";
 import type { Logger } from "../log.js";
 import type { Authenticator } from "../auth/credentials.js";
@@ -65,7 +66,7 @@ export class C2SStream {
   private readonly queue: Element[] = [];
   private busy = false;
   private readonly negotiationTimer: NodeJS.Timeout;
-  readonly id = randomBytes(9).toString("base64url");
+  readonly id = randomId();
 
   constructor(
     private readonly transport: C2STransport,
@@ -145,7 +146,7 @@ export class C2SStream {
     if (this.headerSent) return;
     this.headerSent = true;
     // RFC 6120 §4.3.3 / §4.7.3: a fresh stream id for every header, restarts included.
-    this.transport.sendHeader({ xmlns: NS_CLIENT, "xmlns:stream": NS_STREAMS, id: randomBytes(9).toString("base64url"), from: this.deps.options.domain, version: "1.0", "xml:lang": "en" });
+    this.transport.sendHeader({ xmlns: NS_CLIENT, "xmlns:stream": NS_STREAMS, id: randomId(), from: this.deps.options.domain, version: "1.0", "xml:lang": "en" });
   }
 
   private end(reason: string, sendClose = true): void {

@@ -3,7 +3,7 @@
 // from the command's zod params schema, the submitted form is checked by the same
 // schema, and the command goes out over MQTT. XMPP-connected devices implement
 // XEP-0050 themselves: IQs to their own resources are routed to them untouched.
-import { randomBytes } from "node:crypto";
+import { randomId } from "../../ids.js";
 import xml, { type Element } from "@xmpp/xml";
 import { StanzaError } from "../errors.js";
 import type { Router } from "../router.js";
@@ -140,13 +140,13 @@ export function adhocModule(deps: {
     if (!x && !hasNoFields(spec.params)) {
       if (sessionid !== undefined && action !== "execute") return new CommandError("bad-request", "bad-payload", "submit the form");
       // §3.4: the first step returns the form to fill in.
-      sessionid ??= randomBytes(9).toString("base64url");
+      sessionid ??= randomId();
       sessions.set(sessionid, { requester: requesterJid, device: device.name, node, expires: Date.now() + SESSION_TTL_MS });
       const form = schemaForm(spec.params, { type: "form", formType: formType(type, node), title: spec.description, instructions: `${spec.description} on ${device.name}` });
       return commandReply(node, sessionid, "executing", xml("actions", { execute: "complete" }, xml("complete")), form);
     }
     if (sessionid !== undefined) sessions.delete(sessionid);
-    sessionid ??= randomBytes(9).toString("base64url");
+    sessionid ??= randomId();
     let params: Record<string, unknown> = {};
     if (x) {
       const read = readForm(spec.params, x, formType(type, node));
