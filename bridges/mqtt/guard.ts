@@ -167,8 +167,8 @@ export class GuardedConnection extends Duplex {
     return this.socket.remoteAddress;
   }
 
-  /** Hands aedes the next batch of the inbox, if it wants one and nothing holds it. */
-  feed(): void {
+  /** Hands aedes the next batch of the inbox, if it wants one. */
+  private feed(): void {
     if (!this.wanted || this.destroyed) return;
     if (this.inbox.length === 0) {
       if (this.ended) this.push(null);

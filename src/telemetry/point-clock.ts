@@ -9,7 +9,7 @@
 // sample on to the next free value. The result is stored with the sample in the
 // spool, so a replay reuses it.
 import { hash } from "node:crypto";
-import type { Sample } from "./sample.js";
+import { serialised, type Sample } from "./sample.js";
 
 const SLOTS = 1_000_000;
 
@@ -33,7 +33,7 @@ export function createPointClock(): PointClock {
   const current = new Map<string, { time: number; taken: Map<number, string> }>();
   return {
     assign(sample) {
-      const content = contentKey(sample.device, JSON.stringify(sample.tags), JSON.stringify(sample.fields));
+      const content = contentKey(sample.device, ...serialised(sample));
       let slot = contentSlot(content);
       let ms = current.get(sample.device);
       if (!ms || ms.time !== sample.time) {

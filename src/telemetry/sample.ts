@@ -13,13 +13,13 @@ export interface Sample {
   fields: Record<string, FieldValue>;
   /** Point time in ns (decimal), given by the ingest's point clock; see pointTimeNs. */
   pointNs?: string;
+  /** tags and fields as JSON, made once at ingest for the point clock, spool and store. */
+  json?: { tags: string; fields: string };
 }
 
 /** A sample once it is in the spool: `seq` is its durable, ordered identity. */
 export interface SpooledSample extends Sample {
   seq: number;
-  /** tags and fields as JSON, when the spool already made them (saves a second stringify). */
-  json?: { tags: string; fields: string };
 }
 
 /**
@@ -28,23 +28,13 @@ export interface SpooledSample extends Sample {
  * millisecond time plus six digits from a hash of its content.
  */
 export function pointTimeNs(sample: Sample): string {
-  return sample.pointNs ?? pointTimeNsOfJson(sample.time, sample.device, JSON.stringify(sample.tags), JSON.stringify(sample.fields));
+  return sample.pointNs ?? `${sample.time}${String(contentSlot(contentKey(sample.device, ...serialised(sample)))).padStart(6, "0")}`;
 }
 
-/**
- * The content-hash point time from the JSON of tags and fields. Mirrored in
- * POINT_TIME_NS_JS for the embedded store's worker thread; test/unit/sample.test.ts
- * checks the two agree.
- */
-export function pointTimeNsOfJson(time: number, device: string, tagsJson: string, fieldsJson: string): string {
-  return `${time}${String(contentSlot(contentKey(device, tagsJson, fieldsJson))).padStart(6, "0")}`;
+/** tags and fields as JSON: the ones made at ingest when there are, else made now. */
+export function serialised(sample: Sample): [tags: string, fields: string] {
+  return sample.json ? [sample.json.tags, sample.json.fields] : [JSON.stringify(sample.tags), JSON.stringify(sample.fields)];
 }
-
-/** pointTimeNsOfJson as plain JavaScript source, for code run on a worker thread. */
-export const POINT_TIME_NS_JS = `(time, device, tagsJson, fieldsJson) => {
-  const digest = require("node:crypto").hash("sha1", "[" + JSON.stringify(device) + "," + tagsJson + "," + fieldsJson + "]", "hex");
-  return String(time) + String(parseInt(digest.slice(0, 8), 16) % 1000000).padStart(6, "0");
-}`;
 
 /** The JSON a subscriber sees (XEP-0335 payload, MQTT fan-out of XMPP samples). */
 export function sampleJson(sample: Sample): Record<string, unknown> {

@@ -9,7 +9,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Sample, SpooledSample } from "./sample.js";
+import { serialised, type Sample, type SpooledSample } from "./sample.js";
 import { startSqliteWorker } from "./sqlite-worker.js";
 
 export class SpoolFullError extends Error {
@@ -139,8 +139,7 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
 
   return {
     append(sample) {
-      const tags = JSON.stringify(sample.tags);
-      const fields = JSON.stringify(sample.fields);
+      const [tags, fields] = serialised(sample);
       const size = tags.length + fields.length + sample.device.length + 48;
       // Refuse new samples at the cap; never drop an accepted one.
       if (bytes + size > opts.maxBytes) return Promise.reject(new SpoolFullError(`telemetry spool full (${opts.maxBytes} bytes); the store is not keeping up`));

@@ -4,21 +4,16 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { POINT_TIME_NS_JS, type Sample } from "./sample.js";
+import { pointTimeNs, serialised, type Sample } from "./sample.js";
 import type { TelemetryStore } from "./store.js";
 import { startSqliteWorker } from "./sqlite-worker.js";
 
 /** The worker's side: plain JavaScript, run on the worker thread. */
 const STORE_OPS = `(db) => {
-  const pointTimeNs = ${POINT_TIME_NS_JS};
   const upsert = db.prepare("INSERT OR REPLACE INTO samples (measurement, device, time_ns, time, type, tags, fields) VALUES (?, ?, ?, ?, ?, ?, ?)");
   const select = db.prepare("SELECT time, type, measurement, tags, fields FROM samples WHERE device = ? AND time >= ? AND time <= ? ORDER BY time, time_ns LIMIT ?");
-  // rows: [measurement, device, time, type, tagsJson, fieldsJson, pointNs or null]
-  const writeAll = db.transaction((rows) => {
-    for (const [measurement, device, time, type, tags, fields, pointNs] of rows) {
-      upsert.run(measurement, device, (pointNs || pointTimeNs(time, device, tags, fields)).padStart(22, "0"), time, type, tags, fields);
-    }
-  });
+  // rows: [measurement, device, time_ns, time, type, tagsJson, fieldsJson]
+  const writeAll = db.transaction((rows) => { for (const r of rows) upsert.run(r); });
   return {
     write: (rows) => writeAll(rows),
     query: (args) => select.all(args),
@@ -48,7 +43,7 @@ export function openSqliteStore(opts: { dataDir: string; onError?: (err: Error) 
   return {
     kind: "embedded",
     async write(samples) {
-      await worker.call("write", samples.map((s) => [s.measurement, s.device, s.time, s.type, s.json?.tags ?? JSON.stringify(s.tags), s.json?.fields ?? JSON.stringify(s.fields), s.pointNs ?? null]));
+      await worker.call("write", samples.map((s) => [s.measurement, s.device, pointTimeNs(s).padStart(22, "0"), s.time, s.type, ...serialised(s)]));
     },
     async query(device, _measurement, from, to, limit): Promise<Sample[]> {
       const rows = await worker.call<Row[]>("query", [device, from, to, limit]);
