@@ -100,6 +100,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       bytesPerSecond: positiveInt.default(1024 * 1024),
       burstBytes: positiveInt.default(4 * 1024 * 1024),
+      // Service accounts, once authenticated: a backend commanding a fleet over one
+      // connection sends far more than any device (5,000 XEP-0050 commands/s ≈ 1.7 MB/s).
+      serviceBytesPerSecond: positiveInt.default(16 * 1024 * 1024),
+      serviceBurstBytes: positiveInt.default(64 * 1024 * 1024),
       connectionsPerSecond: positiveInt.default(500),
       connectionBurst: positiveInt.default(20000),
     })

@@ -89,12 +89,14 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     pending: limiter.pending,
   });
 
+  const serviceShape = { bytesPerSecond: config.limits.serviceBytesPerSecond, burstBytes: config.limits.serviceBurstBytes };
   const xmpp = createXmppServer({
     options: {
       domain: config.domain,
       requireTls: config.xmpp.requireTls,
       maxStanzaBytes: config.xmpp.maxStanzaBytes,
       negotiationTimeoutMs: config.xmpp.negotiationTimeoutMs,
+      serviceShape,
     },
     registry,
     auth,
@@ -178,7 +180,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     listeners.push({ close: () => Promise.all(bridges.map((b) => b.close())).then(() => {}) });
     bridgeDisco({ router: xmpp.router, disco: xmpp.disco, bridges });
     const mqtt = await startMqtt({
-      options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, outboundHighWaterBytes: config.mqtt.outboundHighWaterBytes, slowConsumerTimeoutMs: config.mqtt.slowConsumerTimeoutMs, tls, shape, admit },
+      options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, outboundHighWaterBytes: config.mqtt.outboundHighWaterBytes, slowConsumerTimeoutMs: config.mqtt.slowConsumerTimeoutMs, tls, shape, serviceShape, admit },
       auth,
       limiter: counted("mqtt"),
       presence: devicesOnMqtt,

@@ -2,17 +2,31 @@
 // A connection over its byte rate is paused (reads stop, TCP pushes back on the
 // peer), never cut and never made to lose data; an address opening connections
 // faster than its rate has the extra ones closed at once.
+/** A byte rate with its burst. */
+export interface Shape {
+  bytesPerSecond: number;
+  burstBytes: number;
+}
+
 export class TokenBucket {
   private tokens: number;
   private last: number;
 
   constructor(
-    private readonly rate: number,
-    private readonly burst: number,
+    private rate: number,
+    private burst: number,
     private readonly now: () => number = Date.now,
   ) {
     this.tokens = burst;
     this.last = now();
+  }
+
+  /** New rate and burst from now on; a debt already run up stays to be paid, at the new rate. */
+  reshape(rate: number, burst: number): void {
+    this.refill();
+    this.rate = rate;
+    this.burst = burst;
+    this.tokens = Math.min(this.tokens, burst);
   }
 
   private refill(): void {
@@ -42,19 +56,28 @@ export interface Pausable {
   resume(): unknown;
 }
 
-/** Returns the function to call with each chunk's size: it pauses `stream` while over the rate. */
-export function byteShaper(stream: Pausable, bytesPerSecond: number, burstBytes: number): (bytes: number) => void {
-  const bucket = new TokenBucket(bytesPerSecond, burstBytes);
+export interface ByteShaper {
+  /** Counts a chunk read; pauses the stream while over the rate. */
+  take(bytes: number): void;
+  /** A new rate for this connection, e.g. once its account is known. */
+  reshape(shape: Shape): void;
+}
+
+export function byteShaper(stream: Pausable, shape: Shape): ByteShaper {
+  const bucket = new TokenBucket(shape.bytesPerSecond, shape.burstBytes);
   let paused = false;
-  return (bytes) => {
-    const wait = bucket.take(bytes);
-    if (wait === 0 || paused) return;
-    paused = true;
-    stream.pause();
-    setTimeout(() => {
-      paused = false;
-      stream.resume();
-    }, wait).unref();
+  return {
+    take(bytes) {
+      const wait = bucket.take(bytes);
+      if (wait === 0 || paused) return;
+      paused = true;
+      stream.pause();
+      setTimeout(() => {
+        paused = false;
+        stream.resume();
+      }, wait).unref();
+    },
+    reshape: (next) => bucket.reshape(next.bytesPerSecond, next.burstBytes),
   };
 }
 

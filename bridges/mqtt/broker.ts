@@ -13,6 +13,7 @@ import type { FailureLimiter } from "../../src/auth/limiter.js";
 import type { Account } from "../../src/registry/registry.js";
 import { GuardedConnection, WILDCARD_MARKS } from "./guard.js";
 import { listen } from "../../src/listen.js";
+import type { Shape } from "../../src/limits.js";
 import { deviceTopic, publishDenied, subscribeAllowed } from "./acl.js";
 import type { MqttPresence } from "./presence.js";
 import type { IngestResult } from "../../src/telemetry/ingest.js";
@@ -31,7 +32,9 @@ export interface MqttOptions {
   slowConsumerTimeoutMs?: number;
   /** PEM certificate and key (the XMPP ones). */
   tls: { cert: string; key: string };
-  shape?: { bytesPerSecond: number; burstBytes: number };
+  shape?: Shape;
+  /** Read rate for service accounts once authenticated (limits.service*). */
+  serviceShape?: Shape;
   admit?: (address: string) => boolean;
 }
 
@@ -108,6 +111,8 @@ export async function startMqtt(deps: {
         // it without a clientDisconnect, so it must not be announced as a successor.
         if (client.closed) return done(refusal(5, "connection closed"), null);
         accounts.set(client, account);
+        // Services command fleets over one connection: their own, higher read rate.
+        if (account.role === "service" && options.serviceShape && client.conn instanceof GuardedConnection) client.conn.reshape(options.serviceShape);
         if (account.role === "device") presence.authenticated(account, client, Boolean((aedes as unknown as { clients: Record<string, Client> }).clients[client.id]));
         done(null, true);
       }, () => fail(4, "authentication error"));

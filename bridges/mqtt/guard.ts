@@ -9,7 +9,7 @@
 // name are rewritten in place to the control characters below, which the topic ACL
 // refuses and reports with the original characters.
 import { Duplex } from "node:stream";
-import { TokenBucket } from "../../src/limits.js";
+import { TokenBucket, type Shape } from "../../src/limits.js";
 
 export const WILDCARD_MARKS: Record<string, string> = { "\u0001": "+", "\u0002": "#" };
 const PLUS = 0x2b;
@@ -123,7 +123,7 @@ export class GuardedConnection extends Duplex {
     readonly socket: Duplex & { remoteAddress?: string },
     maxPacketBytes: number,
     onReject: (verdict: GuardVerdict, packetBytes?: number) => void,
-    shape?: { bytesPerSecond: number; burstBytes: number },
+    shape?: Shape,
     outbound?: { highWaterBytes: number; onSlowConsumer: (conn: GuardedConnection) => void },
   ) {
     super({ allowHalfOpen: false, readableHighWaterMark: READ_BATCH_BYTES, writableHighWaterMark: outbound?.highWaterBytes });
@@ -161,6 +161,11 @@ export class GuardedConnection extends Duplex {
     socket.on("error", (err) => this.destroy(err));
     socket.on("close", () => this.destroy());
     socket.on("drain", () => this.emit("socketDrain"));
+  }
+
+  /** A new read rate, e.g. once the client's account is known. */
+  reshape(shape: Shape): void {
+    this.bucket?.reshape(shape.bytesPerSecond, shape.burstBytes);
   }
 
   get remoteAddress(): string | undefined {

@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { randomId } from "../ids.js";
 import xml, { type Element } from "@xmpp/xml";
 import type { Logger } from "../log.js";
+import type { Shape } from "../limits.js";
 import type { Authenticator } from "../auth/credentials.js";
 import type { FailureLimiter } from "../auth/limiter.js";
 import type { Account } from "../registry/registry.js";
@@ -35,6 +36,8 @@ export interface C2STransport {
   /** Stream restart after SASL success (§6.4.6): a fresh parser, the old one is dropped. */
   restart(): void;
   setMaxStanzaBytes(bytes: number): void;
+  /** A new read rate for this connection, once its account is known. */
+  reshape(shape: Shape): void;
 }
 
 export interface C2SOptions {
@@ -44,6 +47,8 @@ export interface C2SOptions {
   negotiationTimeoutMs: number;
   /** Failed SASL attempts allowed on one stream before it is closed (§6.4.5: 2 to 5). */
   maxAuthAttempts?: number;
+  /** Read rate for service accounts once authenticated (limits.service*); others keep the listener's. */
+  serviceShape?: Shape;
 }
 
 export interface C2SDeps {
@@ -243,6 +248,9 @@ export class C2SStream {
     this.account = outcome.account;
     this.phase = "authenticated";
     this.transport.setMaxStanzaBytes(this.deps.options.maxStanzaBytes);
+    // A backend commanding a fleet sends far more than a device or an operator
+    // (ejabberd's default c2s_shaper exempts admins the same way).
+    if (outcome.account.role === "service" && this.deps.options.serviceShape) this.transport.reshape(this.deps.options.serviceShape);
     this.transport.send(xml("success", { xmlns: NS_SASL }, outcome.data ? encodeSaslPayload(outcome.data) : null));
     // §6.4.6: both sides restart the stream; the next bytes are a new stream header.
     this.headerSent = false;

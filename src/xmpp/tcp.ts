@@ -8,7 +8,7 @@ import { escapeXML, type Element } from "@xmpp/xml";
 import type { Logger } from "../log.js";
 import type { StreamError } from "./errors.js";
 import { listen } from "../listen.js";
-import { byteShaper } from "../limits.js";
+import { byteShaper, type Shape } from "../limits.js";
 import { XMLStreamReader, type StreamLimits } from "./xml-stream.js";
 import type { C2SStream, C2STransport } from "./c2s.js";
 
@@ -21,7 +21,7 @@ export interface TcpListenerOptions {
   /** A peer that sends this much unread output is cut off rather than buffered without end. */
   maxOutputBytes?: number;
   /** Per-connection read rate (bytes/s, burst): over it, reads pause. */
-  shape?: { bytesPerSecond: number; burstBytes: number };
+  shape?: Shape;
   /** Per-address connection rate: false closes the new connection at once. */
   admit?: (address: string) => boolean;
 }
@@ -54,6 +54,9 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
     let maxStanzaBytes = limits.maxStanzaBytes;
     let decoder = new StringDecoder("utf8");
     let reader: XMLStreamReader;
+
+    // Pauses whichever socket currently carries the stream (plain, then TLS).
+    const shaper = options.shape ? byteShaper({ pause: () => socket.pause(), resume: () => socket.resume() }, options.shape) : null;
 
     const transport: C2STransport = {
       remoteAddress: raw.remoteAddress ?? "unknown",
@@ -94,6 +97,7 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
         maxStanzaBytes = bytes;
         reader.limits = { ...reader.limits, maxStanzaBytes: bytes };
       },
+      reshape: (next) => shaper?.reshape(next),
     };
     const stream = createStream(transport);
     streams.add(stream);
@@ -130,10 +134,8 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
         socket.destroy();
       }
     }
-    // Pauses whichever socket currently carries the stream (plain, then TLS).
-    const shape = options.shape ? byteShaper({ pause: () => socket.pause(), resume: () => socket.resume() }, options.shape.bytesPerSecond, options.shape.burstBytes) : null;
     function onData(chunk: Buffer): void {
-      shape?.(chunk.length);
+      shaper?.take(chunk.length);
       reader.write(decoder.write(chunk));
     }
 

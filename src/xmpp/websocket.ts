@@ -9,7 +9,7 @@ import xml, { type Element } from "@xmpp/xml";
 import type { Logger } from "../log.js";
 import { NS_STREAMS, StreamError } from "./errors.js";
 import { XMLStreamReader } from "./xml-stream.js";
-import { byteShaper } from "../limits.js";
+import { byteShaper, type Shape } from "../limits.js";
 import { NS_CLIENT, type C2SStream, type C2STransport } from "./c2s.js";
 
 export const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
@@ -20,7 +20,7 @@ export interface XmppWebSocketOptions {
   maxChildren: number;
   /** Is this request's connection confidential (TLS in front, or a trusted interface)? */
   isSecure: (req: IncomingMessage) => boolean;
-  shape?: { bytesPerSecond: number; burstBytes: number };
+  shape?: Shape;
   admit?: (address: string) => boolean;
 }
 
@@ -59,13 +59,14 @@ export function xmppWebSocket(options: XmppWebSocketOptions, openStream: (transp
       setMaxStanzaBytes(bytes) {
         limit = bytes;
       },
+      reshape: (next) => shaper?.reshape(next),
     };
+    const shaper = options.shape ? byteShaper(ws, options.shape) : null;
     const stream = openStream(transport);
     streams.add(stream);
-    const shape = options.shape ? byteShaper(ws, options.shape.bytesPerSecond, options.shape.burstBytes) : null;
 
     ws.on("message", (data, isBinary) => {
-      shape?.((data as Buffer).length);
+      shaper?.take((data as Buffer).length);
       const text = isBinary ? null : data.toString();
       if (text === null) return stream.transportError(new StreamError("bad-format", "XMPP frames are text"));
       if (Buffer.byteLength(text) > limit) return stream.transportError(new StreamError("policy-violation", `stanza larger than ${limit} bytes`));
