@@ -35,6 +35,8 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
+    // Only the QoS 1 throughput phase (no memory, QoS 0, connect or flood phases): quick A/B comparisons.
+    'qos1-only': { type: 'boolean', default: false },
   },
 });
 
@@ -250,6 +252,7 @@ async function speedRun(c: Ctx): Promise<RunResult> {
   const r: RunResult = { load1: load1(), foreignCpuPct: 0 };
   const foreign = new ForeignCpu();
   r.qos1 = await throughput(c, 1);
+  if (args['qos1-only']) return (r.foreignCpuPct = foreign.pct(), r);
   // QoS 0 publishers and subscriber: a fresh session, so no QoS 1 state lingers.
   await c.a.call('setup', { target, publishers, subscriber: { ...subscriber, qos: 0 } });
   r.qos0 = await throughput(c, 0);
@@ -346,7 +349,7 @@ async function main(): Promise<number> {
         errors.set('switchboard', (e as Error).message);
       }
     }
-    const perRunMs = quick ? 25_000 : 55_000;
+    const perRunMs = args['qos1-only'] ? 15_000 : quick ? 25_000 : 55_000;
     const memories = new Map<string, RunResult['memory']>();
     const live = () => names.filter((n) => !errors.has(n)).length;
     for (let run = 1; run <= P.runs; run++) {
@@ -362,7 +365,7 @@ async function main(): Promise<number> {
           try {
             // Memory on a fresh broker of its own in run 1 (its devices must not have
             // connected before the connect-rate phases), then the speed tests on another.
-            if (run === 1 && !memories.has(name)) memories.set(name, await withBroker(name, `mem-${attempt}`, a, b, memory));
+            if (run === 1 && !memories.has(name) && !args['qos1-only']) memories.set(name, await withBroker(name, `mem-${attempt}`, a, b, memory));
             const r = await withBroker(name, `${run}-${attempt}`, a, b, speedRun);
             if (r.foreignCpuPct > 25 && attempt === 1 && budget.fits((after + 1) * perRunMs)) {
               log(`WARNING: other processes used ${fmt(r.foreignCpuPct)}% of a core during this run; repeating it`);

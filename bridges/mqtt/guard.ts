@@ -8,6 +8,7 @@
 // on the device's errors topic with the connection kept, so `+` and `#` in a topic
 // name are rewritten in place to the control characters below, which the topic ACL
 // refuses and reports with the original characters.
+import net from "node:net";
 import { Duplex } from "node:stream";
 import { TokenBucket, type Shape } from "../../src/limits.js";
 
@@ -117,6 +118,9 @@ export class GuardedConnection extends Duplex {
   /** Socket reads stop for two reasons: the inbox is full, or the shaper says wait. */
   private full = false;
   private throttled = false;
+  /** The socket is corked until the check phase (gather). */
+  private corked = false;
+  private readonly gathers: boolean;
   private readonly onSlowConsumer: ((conn: GuardedConnection) => void) | undefined;
 
   constructor(
@@ -128,6 +132,7 @@ export class GuardedConnection extends Duplex {
   ) {
     super({ allowHalfOpen: false, readableHighWaterMark: READ_BATCH_BYTES, writableHighWaterMark: outbound?.highWaterBytes });
     this.onSlowConsumer = outbound?.onSlowConsumer;
+    this.gathers = socket instanceof net.Socket;
     this.scanner = new FixedHeaderScanner(maxPacketBytes);
     this.bucket = shape ? new TokenBucket(shape.bytesPerSecond, shape.burstBytes) : null;
     socket.on("data", (chunk: Buffer) => {
@@ -201,19 +206,38 @@ export class GuardedConnection extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.gather();
     if (this.socket.write(chunk)) done();
     else this.once("socketDrain", () => done());
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, done: (error?: Error | null) => void): void {
-    const socket = this.socket as Duplex & { cork(): void; uncork(): void };
-    socket.cork();
+    this.gather();
     let ok = true;
-    for (const { chunk } of chunks) ok = socket.write(chunk);
-    socket.uncork();
+    for (const { chunk } of chunks) ok = this.socket.write(chunk);
     if (ok) done();
     else this.once("socketDrain", () => done());
   }
+
+  /**
+   * Holds this turn's writes in the socket until the event loop's check phase, so
+   * everything one poll phase produced for this client (a PUBACK per publish read,
+   * a delivery per message routed) leaves in one syscall: one write per packet was
+   * a third of the broker's CPU. Completion is not delayed, only the syscall.
+   * TCP and TLS sockets only: a WebSocket stream sends a frame per write anyway.
+   */
+  private gather(): void {
+    if (this.corked || !this.gathers) return;
+    this.corked = true;
+    (this.socket as Duplex & { cork(): void }).cork();
+    setImmediate(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    if (!this.corked) return;
+    this.corked = false;
+    (this.socket as Duplex & { uncork(): void }).uncork();
+  };
 
   override _final(done: (error?: Error | null) => void): void {
     this.socket.end();
@@ -222,6 +246,8 @@ export class GuardedConnection extends Duplex {
 
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
     if (error?.message === "drain timeout") this.onSlowConsumer?.(this);
+    // What aedes wrote last (a refusing CONNACK) still goes out before the close.
+    this.flush();
     this.socket.destroy();
     this.emit("socketDrain");
     done(error);

@@ -13,9 +13,25 @@ import { serialised, type Sample } from "./sample.js";
 
 const SLOTS = 1_000_000;
 
-/** The content hash's digits: also the fallback for samples spooled without a point time. */
+/** The content hash's digits for samples spooled without a point time (before the clock existed). */
 export function contentSlot(content: string): number {
   return parseInt(hash("sha1", content, "hex").slice(0, 8), 16) % SLOTS;
+}
+
+/**
+ * The clock's first choice of digits: FNV-1a (32 bits) over the content, a few
+ * hundred ns in JavaScript where SHA-1 through node:crypto cost a few µs per sample.
+ * Any deterministic hash will do: the same content must get the same digits (a
+ * redelivered sample with its own timestamp overwrites), and collisions are resolved
+ * by the clock, not by the hash.
+ */
+export function fastSlot(...parts: string[]): number {
+  let h = 0x811c9dc5;
+  for (const part of parts) {
+    for (let i = 0; i < part.length; i++) h = Math.imul(h ^ part.charCodeAt(i), 0x01000193);
+    h = Math.imul(h ^ 0x1f, 0x01000193); // a separator, so ("ab","c") differs from ("a","bc")
+  }
+  return (h >>> 0) % SLOTS;
 }
 
 /** What identifies a sample's content: JSON of [device, tags, fields]. */
@@ -33,8 +49,10 @@ export function createPointClock(): PointClock {
   const current = new Map<string, { time: number; taken: Map<number, string> }>();
   return {
     assign(sample) {
-      const content = contentKey(sample.device, ...serialised(sample));
-      let slot = contentSlot(content);
+      const [tags, fields] = serialised(sample);
+      let slot = fastSlot(tags, fields);
+      // Within one device's millisecond the content is its tags and fields.
+      const content = `${tags}\u0000${fields}`;
       let ms = current.get(sample.device);
       if (!ms || ms.time !== sample.time) {
         ms = { time: sample.time, taken: new Map() };

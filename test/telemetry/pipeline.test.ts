@@ -97,11 +97,24 @@ t.test("XMPP devices publish to their pubsub node; subscribers get XEP-0335 item
   t.match((await door.expect(/<iq[^>]*id="dsub".*?<\/iq>/s))[0], /<forbidden /, "devices may not subscribe");
   op.send("<iq type='get' id='items' to='pubsub.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='telemetry/door1' max_items='5'/></pubsub></iq>");
   t.match((await op.expect(/<iq[^>]*id="items".*?<\/iq>/s))[0], /<item id="\d+"><json xmlns="urn:xmpp:json:0">/);
+  // The node keeps its newest 20 items (XEP-0060 §6.5.7 items retrieval): publish 45 more.
+  for (let i = 0; i < 45; i++) {
+    door.send(`<iq type='set' id='p${i}' to='pubsub.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='telemetry/door1'><item><json xmlns='urn:xmpp:json:0'>{"open":${i % 2 === 0}}</json></item></publish></pubsub></iq>`);
+    await door.expect(new RegExp(`<iq[^>]*id="p${i}"[^>]*type="result"|<iq[^>]*type="result"[^>]*id="p${i}"`));
+  }
+  op.send("<iq type='get' id='all' to='pubsub.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='telemetry/door1'/></pubsub></iq>");
+  const all = (await op.expect(/<iq[^>]*id="all".*?<\/iq>/s))[0];
+  const ids = [...all.matchAll(/<item id="(\d+)"/g)].map((m) => Number(m[1]));
+  t.equal(ids.length, 20, "the newest 20 items are kept");
+  t.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]!), "oldest first");
+  op.send("<iq type='get' id='two' to='pubsub.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='telemetry/door1' max_items='2'/></pubsub></iq>");
+  const two = [...(await op.expect(/<iq[^>]*id="two".*?<\/iq>/s))[0].matchAll(/<item id="(\d+)"/g)].map((m) => Number(m[1]));
+  t.same(two, ids.slice(-2), "max_items takes the newest");
   op.send("<iq type='get' id='nodes' to='pubsub.localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>");
   const nodes = (await op.expect(/<iq[^>]*id="nodes".*?<\/iq>/s))[0];
   t.match(nodes, /node="telemetry"/);
   t.match(nodes, /node="telemetry\/dev1"/);
-  await waitFor(async () => (await influx.count("door_sensor", DB)) === 1 || undefined);
+  await waitFor(async () => (await influx.count("door_sensor", DB)) === 46 || undefined);
   op.close();
   door.close();
 });

@@ -60,7 +60,13 @@ export function pubsubModule(deps: { router: Router; registry: Registry; ingest:
   const { router, registry, ingest, disco } = deps;
   const subscriptions = deps.subscriptions ?? createLocalSubscriptions();
   const service = `pubsub.${router.domain}`;
-  const recent = new Map<string, SpooledSample[]>();
+  // Per node, its newest samples; up to twice the kept number, trimmed in one go
+  // (a shift per sample cost a copy of the list per sample).
+  const recent = new Map<string, { keep: number; list: SpooledSample[] }>();
+  const recentOf = (node: string) => {
+    const r = recent.get(node);
+    return r ? (r.list.length > r.keep ? r.list.slice(-r.keep) : r.list) : [];
+  };
   router.addService(service);
   disco.addItem(service, "Live telemetry");
 
@@ -77,15 +83,18 @@ export function pubsubModule(deps: { router: Router; registry: Registry; ingest:
   }
 
   function remember(node: string, sample: SpooledSample, keep: number): void {
-    const list = recent.get(node) ?? [];
-    list.push(sample);
-    if (list.length > keep) list.shift();
-    recent.set(node, list);
+    let r = recent.get(node);
+    if (!r) recent.set(node, (r = { keep, list: [] }));
+    r.list.push(sample);
+    if (r.list.length >= 2 * keep) r.list.splice(0, r.list.length - keep);
   }
 
   function notify(node: string, sample: SpooledSample): void {
     let message: Element | null = null;
-    for (const jid of [...subscriptions.of(node)]) {
+    const subscribers = subscriptions.of(node);
+    // Most samples have no subscriber at all: no copy of an empty list.
+    if (Array.isArray(subscribers) && subscribers.length === 0) return;
+    for (const jid of [...subscribers]) {
       message ??= xml("message", { from: service }, xml("event", { xmlns: NS_PUBSUB_EVENT }, xml("items", { node }, itemElement(sample))));
       const targets = jid.includes("/") ? [router.sessions.get(jid)] : router.sessions.ofAccount(jid).filter((s) => s.presence);
       // A full-JID subscription whose resource is gone is dropped (no one to deliver to, ever).
@@ -163,7 +172,7 @@ export function pubsubModule(deps: { router: Router; registry: Registry; ingest:
     const node = op.attrs.node;
     if (!nodeExists(node)) return (router.error(event, new StanzaError("item-not-found", `no node '${node ?? ""}'`)), true);
     const max = Number.parseInt(op.attrs.max_items ?? "", 10);
-    const list = recent.get(node!) ?? [];
+    const list = recentOf(node!);
     const shown = Number.isFinite(max) && max > 0 ? list.slice(-max) : list;
     answer(event, xml("pubsub", { xmlns: NS_PUBSUB }, xml("items", { node }, ...shown.map(itemElement))));
     return true;
