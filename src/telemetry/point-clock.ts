@@ -45,26 +45,28 @@ export interface PointClock {
 }
 
 export function createPointClock(): PointClock {
-  // Per device: the millisecond last seen and which digits went to which content in it.
-  const current = new Map<string, { time: number; taken: Map<number, string> }>();
+  // Per device: the millisecond last seen and which digits went to which content in
+  // it; usually one or two entries, so arrays reused from one millisecond to the next.
+  const current = new Map<string, { time: number; slots: number[]; tags: string[]; fields: string[] }>();
   return {
     assign(sample) {
       const [tags, fields] = serialised(sample);
       let slot = fastSlot(tags, fields);
-      // Within one device's millisecond the content is its tags and fields.
-      const content = `${tags}\u0000${fields}`;
       let ms = current.get(sample.device);
-      if (!ms || ms.time !== sample.time) {
-        ms = { time: sample.time, taken: new Map() };
-        current.set(sample.device, ms);
+      if (!ms) current.set(sample.device, (ms = { time: sample.time, slots: [], tags: [], fields: [] }));
+      else if (ms.time !== sample.time) {
+        ms.time = sample.time;
+        ms.slots.length = ms.tags.length = ms.fields.length = 0;
       }
       for (;;) {
-        const owner = ms.taken.get(slot);
-        if (owner === undefined) {
-          ms.taken.set(slot, content);
+        const i = ms.slots.indexOf(slot);
+        if (i < 0) {
+          ms.slots.push(slot);
+          ms.tags.push(tags);
+          ms.fields.push(fields);
           break;
         }
-        if (owner === content) break; // the same sample again: the same point
+        if (ms.tags[i] === tags && ms.fields[i] === fields) break; // the same sample again: the same point
         slot = (slot + 1) % SLOTS;
       }
       return `${sample.time}${String(slot).padStart(6, "0")}`;
