@@ -18,7 +18,7 @@
 // p50/p99), then 1,000 commands/s on a clock for latency, where each
 // command's device time (measured at the device) is subtracted from its round
 // trip: the added latency. See docs/benchmarks.md.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,7 +27,8 @@ import {
   buildSwitchboard, gitDescribe, installCleanup, killAll, mosquittoVersion, provisionSwitchboard,
   startAedes, startMosquitto, startSwitchboard, type Server,
 } from '../common/servers.js';
-import { Budget, ForeignCpu, fmt, latencySummary, load1, log, machine, settle, waitForeignQuiet } from '../common/util.js';
+import { finishBench, runInterleaved } from '../common/interleave.js';
+import { Budget, ForeignCpu, fmt, latencySummary, load1, log, machine, settle } from '../common/util.js';
 import { cpuSeconds } from '../xmpp/proc.js';
 import { median } from '../xmpp/stats.js';
 
@@ -216,45 +217,17 @@ async function main(): Promise<number> {
         for (const n of names) if (n.startsWith('switchboard')) errors.set(n, (e as Error).message);
       }
     }
-    const perRunMs = 2 * (P.warmupMs + P.measureMs) + (quick ? 8_000 : 12_000);
-    for (let i = 1; i <= P.runs; i++) {
-      for (const [j, name] of names.entries()) {
-        if (errors.has(name)) continue;
-        const after = (P.runs - i) * names.length + (names.length - j - 1);
-        for (let attempt = 1; attempt <= 2; attempt++) {
-          if (!budget.fits(perRunMs)) { log(`${name}: run ${i} skipped: time budget`); break; }
-          const others = await waitForeignQuiet(quick ? 2_000 : 5_000);
-          log(`--- run ${i}/${P.runs}: ${name} (load ${fmt(load1(), 2)}, others ${fmt(others)}% of a core)`);
-          try {
-            const r = await withTarget(name, `${i}-${attempt}`, dev, svc);
-            if (r.foreignCpuPct > 25 && attempt === 1 && budget.fits((after + 1) * perRunMs)) {
-              log(`WARNING: other processes used ${fmt(r.foreignCpuPct)}% of a core during this run; repeating it`);
-              continue;
-            }
-            if (r.foreignCpuPct > 25) log(`WARNING: other processes used ${fmt(r.foreignCpuPct)}% of a core during this run`);
-            results.get(name)!.push(r);
-          } catch (e) {
-            errors.set(name, `run ${i}: ${(e as Error).message}`);
-            log(`${name}: ERROR ${(e as Error).message}`);
-          }
-          break;
-        }
-      }
-    }
+    await runInterleaved({
+      names, runs: P.runs, budget, results, errors, quietWaitMs: quick ? 2_000 : 5_000,
+      perRunMs: 2 * (P.warmupMs + P.measureMs) + (quick ? 8_000 : 12_000),
+      run: (name, i, attempt) => withTarget(name, `${i}-${attempt}`, dev, svc),
+    });
   } finally {
     dev.kill();
     svc.kill();
     killAll();
   }
-  console.log(report(results, errors));
-  log(`total ${fmt(budget.elapsedMs / 60_000, 1)} min`);
-  if (args.json) {
-    writeFileSync(args.json, JSON.stringify({ params: P, date: new Date().toISOString(), machine: machine(), switchboard: gitDescribe(),
-      results: Object.fromEntries(results), errors: Object.fromEntries(errors) }, null, 2));
-  }
-  if (args.keep || errors.size) log(`kept ${work} (configs and logs)`);
-  else rmSync(work, { recursive: true, force: true });
-  return errors.size ? 1 : 0;
+  return finishBench({ report: report(results, errors), budget, json: args.json, params: P, results, errors, dir: work, keep: args.keep! });
 }
 
 main().then((code) => process.exit(code), (e: unknown) => {

@@ -12,7 +12,7 @@
 // 50-parallel storm, and last a QoS 0 flood (publishers limited only by TCP).
 // RSS per idle device at 10,000 devices on another fresh broker, in run 1.
 // See docs/benchmarks.md for what each number means.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,7 +21,8 @@ import {
   buildSwitchboard, gitDescribe, installCleanup, killAll, mosquittoVersion, provisionSwitchboard,
   startAedes, startMosquitto, startSwitchboard, type Server,
 } from '../common/servers.js';
-import { Budget, ForeignCpu, ensureOpenFiles, fmt, load1, log, machine, ratio, settle, sleep, waitForeignQuiet } from '../common/util.js';
+import { finishBench, runInterleaved } from '../common/interleave.js';
+import { Budget, ForeignCpu, ensureOpenFiles, fmt, load1, log, machine, ratio, settle, sleep } from '../common/util.js';
 import { cpuSeconds, rssKiB } from '../xmpp/proc.js';
 import { median } from '../xmpp/stats.js';
 import type { ClosedResult, CollectResult, ConnectResult, Cred, RateResult } from '../common/mqtt-loadgen.js';
@@ -349,53 +350,26 @@ async function main(): Promise<number> {
         errors.set('switchboard', (e as Error).message);
       }
     }
-    const perRunMs = args['qos1-only'] ? 15_000 : quick ? 25_000 : 55_000;
     const memories = new Map<string, RunResult['memory']>();
-    const live = () => names.filter((n) => !errors.has(n)).length;
-    for (let run = 1; run <= P.runs; run++) {
-      for (const [i, name] of names.entries()) {
-        if (errors.has(name)) continue;
-        // Runs still planned after this one, which a repeat must not crowd out.
-        const after = (P.runs - run) * live() + names.slice(i + 1).filter((n) => !errors.has(n)).length;
-        // A run disturbed by others' load is repeated once, if time allows.
-        for (let attempt = 1; attempt <= 2; attempt++) {
-          if (!budget.fits(perRunMs + (run === 1 ? (quick ? 5_000 : 20_000) : 0))) { log(`${name}: run ${run} skipped: time budget`); break; }
-          const others = await waitForeignQuiet(quick ? 2_000 : 5_000);
-          log(`--- run ${run}/${P.runs}: ${name} (load ${fmt(load1(), 2)}, others ${fmt(others)}% of a core)`);
-          try {
-            // Memory on a fresh broker of its own in run 1 (its devices must not have
-            // connected before the connect-rate phases), then the speed tests on another.
-            if (run === 1 && !memories.has(name) && !args['qos1-only']) memories.set(name, await withBroker(name, `mem-${attempt}`, a, b, memory));
-            const r = await withBroker(name, `${run}-${attempt}`, a, b, speedRun);
-            if (r.foreignCpuPct > 25 && attempt === 1 && budget.fits((after + 1) * perRunMs)) {
-              log(`WARNING: other processes used ${fmt(r.foreignCpuPct)}% of a core during this run; repeating it`);
-              continue;
-            }
-            if (r.foreignCpuPct > 25) log(`WARNING: other processes used ${fmt(r.foreignCpuPct)}% of a core during this run`);
-            if (results.get(name)!.length === 0) r.memory = memories.get(name);
-            results.get(name)!.push(r);
-          } catch (e) {
-            errors.set(name, `run ${run}: ${(e as Error).message}`);
-            log(`${name}: ERROR ${(e as Error).message}`);
-          }
-          break;
-        }
-      }
-    }
+    await runInterleaved({
+      names, runs: P.runs, budget, results, errors, quietWaitMs: quick ? 2_000 : 5_000,
+      perRunMs: args['qos1-only'] ? 15_000 : quick ? 25_000 : 55_000,
+      firstRunExtraMs: quick ? 5_000 : 20_000,
+      run: async (name, run, attempt) => {
+        // Memory on a fresh broker of its own in run 1 (its devices must not have
+        // connected before the connect-rate phases), then the speed tests on another.
+        if (run === 1 && !memories.has(name) && !args['qos1-only']) memories.set(name, await withBroker(name, `mem-${attempt}`, a, b, memory));
+        const r = await withBroker(name, `${run}-${attempt}`, a, b, speedRun);
+        if (results.get(name)!.length === 0) r.memory = memories.get(name);
+        return r;
+      },
+    });
   } finally {
     a.kill();
     b.kill();
     killAll();
   }
-  console.log(report(results, errors));
-  log(`total ${fmt(budget.elapsedMs / 60_000, 1)} min`);
-  if (args.json) {
-    writeFileSync(args.json, JSON.stringify({ params: P, date: new Date().toISOString(), machine: machine(), switchboard: gitDescribe(),
-      results: Object.fromEntries(results), errors: Object.fromEntries(errors) }, null, 2));
-  }
-  if (args.keep || errors.size) log(`kept ${work} (configs and logs)`);
-  else rmSync(work, { recursive: true, force: true });
-  return errors.size ? 1 : 0;
+  return finishBench({ report: report(results, errors), budget, json: args.json, params: P, results, errors, dir: work, keep: args.keep! });
 }
 
 main().then((code) => process.exit(code), (e: unknown) => {

@@ -16,7 +16,7 @@
 // Then one longer switchboard run for memory (60 s; 10 min with --soak).
 // Devices publish closed loop at QoS 1: each keeps 10 samples not yet
 // acknowledged (PUBACK). See docs/benchmarks.md.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,7 +25,8 @@ import {
   buildSwitchboard, gitDescribe, influxVersion, installCleanup, killAll, metric, mosquittoVersion, provisionSwitchboard,
   startAedes, startInflux, startMosquitto, startSwitchboard, type Influx, type Server,
 } from '../common/servers.js';
-import { Budget, ForeignCpu, fmt, latencySummary, load1, log, machine, ratio, settle, sleep, waitForeignQuiet } from '../common/util.js';
+import { finishBench, runInterleaved } from '../common/interleave.js';
+import { Budget, ForeignCpu, fmt, latencySummary, load1, log, machine, ratio, settle, sleep } from '../common/util.js';
 import { cpuSeconds, rssKiB } from '../xmpp/proc.js';
 import { median } from '../xmpp/stats.js';
 import type { ClosedResult, Cred } from '../common/mqtt-loadgen.js';
@@ -428,31 +429,11 @@ async function main(): Promise<number> {
     }
     const perRunMs = P.warmupMs + P.measureMs + (quick ? 8_000 : 12_000);
     const memMs = names.includes('switchboard') ? P.memoryS * 1000 + 15_000 : 0;
-    for (let i = 1; i <= P.runs; i++) {
-      for (const [j, name] of names.entries()) {
-        if (errors.has(name)) continue;
-        if (!run[name]) { errors.set(name, 'unknown pipeline'); continue; }
-        const after = (P.runs - i) * names.length + (names.length - j - 1);
-        for (let attempt = 1; attempt <= 2; attempt++) {
-          if (!budget.fits(perRunMs + memMs)) { log(`${name}: run ${i} skipped: time budget`); break; }
-          const others = await waitForeignQuiet(quick ? 2_000 : 5_000);
-          log(`--- run ${i}/${P.runs}: ${name} (load ${fmt(load1(), 2)}, others ${fmt(others)}% of a core)`);
-          try {
-            const r = await run[name]!(ctx, `${i}-${attempt}`);
-            if (r.foreignCpuPct > 25 && attempt === 1 && budget.fits((after + 1) * perRunMs + memMs)) {
-              log(`WARNING: other processes used ${fmt(r.foreignCpuPct)}% of a core during this run; repeating it`);
-              continue;
-            }
-            if (r.foreignCpuPct > 25) log(`WARNING: other processes used ${fmt(r.foreignCpuPct)}% of a core during this run`);
-            results.get(name)!.push(r);
-          } catch (e) {
-            errors.set(name, `run ${i}: ${(e as Error).message}`);
-            log(`${name}: ERROR ${(e as Error).message}`);
-          }
-          break;
-        }
-      }
-    }
+    for (const name of names) if (!run[name]) errors.set(name, 'unknown pipeline');
+    await runInterleaved({
+      names, runs: P.runs, budget, results, errors, quietWaitMs: quick ? 2_000 : 5_000, perRunMs, reserveMs: memMs,
+      run: (name, i, attempt) => run[name]!(ctx, `${i}-${attempt}`),
+    });
     if (names.includes('switchboard') && !errors.has('switchboard')) {
       log(`--- memory: switchboard → influx for ${fmt(P.memoryS)} s (load ${fmt(load1(), 2)})`);
       try {
@@ -465,15 +446,7 @@ async function main(): Promise<number> {
     gen.kill();
     killAll();
   }
-  console.log(report(results, mem, errors));
-  log(`total ${fmt(budget.elapsedMs / 60_000, 1)} min`);
-  if (args.json) {
-    writeFileSync(args.json, JSON.stringify({ params: P, date: new Date().toISOString(), machine: machine(), switchboard: gitDescribe(),
-      results: Object.fromEntries(results), memory: mem, errors: Object.fromEntries(errors) }, null, 2));
-  }
-  if (args.keep || errors.size) log(`kept ${dir} (configs and logs)`);
-  else rmSync(dir, { recursive: true, force: true });
-  return errors.size ? 1 : 0;
+  return finishBench({ report: report(results, mem, errors), budget, json: args.json, params: P, results, extra: { memory: mem }, errors, dir, keep: args.keep! });
 }
 
 main().then((code) => process.exit(code), (e: unknown) => {
