@@ -229,14 +229,14 @@ export class GuardedConnection extends Duplex {
   private gather(): void {
     if (this.corked || !this.gathers) return;
     this.corked = true;
-    (this.socket as Duplex & { cork(): void }).cork();
+    this.socket.cork();
     setImmediate(this.flush);
   }
 
   private readonly flush = (): void => {
     if (!this.corked) return;
     this.corked = false;
-    (this.socket as Duplex & { uncork(): void }).uncork();
+    this.socket.uncork();
   };
 
   override _final(done: (error?: Error | null) => void): void {

@@ -35,8 +35,11 @@ class PubsubError extends StanzaError {
 export interface SubscriptionStore {
   add(node: string, jid: string): string;
   remove(node: string, jid: string): boolean;
-  of(node: string): Iterable<string>;
+  /** A snapshot: the caller may remove subscriptions while it goes through it. */
+  of(node: string): readonly string[];
 }
+
+const NO_SUBSCRIBERS: readonly string[] = [];
 
 export function createLocalSubscriptions(): SubscriptionStore {
   const nodes = new Map<string, Map<string, string>>();
@@ -52,7 +55,11 @@ export function createLocalSubscriptions(): SubscriptionStore {
       return subid;
     },
     remove: (node, jid) => nodes.get(node)?.delete(jid) ?? false,
-    of: (node) => nodes.get(node)?.keys() ?? [],
+    // Most nodes have no subscriber: no copy made for them (this runs per sample).
+    of: (node) => {
+      const subs = nodes.get(node);
+      return subs?.size ? [...subs.keys()] : NO_SUBSCRIBERS;
+    },
   };
 }
 
@@ -91,10 +98,7 @@ export function pubsubModule(deps: { router: Router; registry: Registry; ingest:
 
   function notify(node: string, sample: SpooledSample): void {
     let message: Element | null = null;
-    const subscribers = subscriptions.of(node);
-    // Most samples have no subscriber at all: no copy of an empty list.
-    if (Array.isArray(subscribers) && subscribers.length === 0) return;
-    for (const jid of [...subscribers]) {
+    for (const jid of subscriptions.of(node)) {
       message ??= xml("message", { from: service }, xml("event", { xmlns: NS_PUBSUB_EVENT }, xml("items", { node }, itemElement(sample))));
       const targets = jid.includes("/") ? [router.sessions.get(jid)] : router.sessions.ofAccount(jid).filter((s) => s.presence);
       // A full-JID subscription whose resource is gone is dropped (no one to deliver to, ever).
