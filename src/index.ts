@@ -23,7 +23,7 @@ import { createDispatcher, type Dispatcher } from "./commands/dispatch.js";
 import { sensorDataModule } from "./xmpp/modules/sensordata.js";
 import { controlModule } from "./xmpp/modules/control.js";
 import { startHttp } from "./http/server.js";
-import { openSpool } from "./telemetry/spool.js";
+import { openSpool, spoolFile } from "./telemetry/spool.js";
 import { openSqliteStore } from "./telemetry/sqlite-store.js";
 import { createInfluxStore } from "./telemetry/influx-store.js";
 import type { TelemetryStore } from "./telemetry/store.js";
@@ -75,7 +75,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const registry = openSqliteRegistry({ dataDir });
   const onDbError = (err: Error) => log.error({ err: err.message }, "telemetry database error");
   const spool = openSpool({ dataDir, maxBytes: config.tsdb.spoolMaxBytes, onError: onDbError });
-  const store = config.tsdb.kind === "influx" ? createInfluxStore(config.tsdb.influx) : openSqliteStore({ dataDir, onError: onDbError });
+  const store = config.tsdb.kind === "influx" ? createInfluxStore(config.tsdb.influx) : openSqliteStore({ dataDir, spoolFile: spoolFile(dataDir), onError: onDbError });
   const drainer = startDrainer({ spool, store, batchSize: config.tsdb.batchSize, flushMs: config.tsdb.flushMs, deadLetterFile: join(dataDir, "dead-letter.jsonl"), log });
   const ingest = createIngest({ registry, deviceType, spool, afterAppend: () => drainer.kick() });
 

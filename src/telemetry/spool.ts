@@ -59,9 +59,12 @@ const SPOOL_OPS = `(db) => {
 
 type Pending = { sample: Sample; tags: string; fields: string; size: number; resolve: (s: SpooledSample) => void; reject: (e: Error) => void };
 
+/** Where the spool of a data directory lives (the embedded store reads it too). */
+export const spoolFile = (dataDir: string): string => join(dataDir, "spool.sqlite");
+
 export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (err: Error) => void }): Spool {
   mkdirSync(opts.dataDir, { recursive: true });
-  const file = join(opts.dataDir, "spool.sqlite");
+  const file = spoolFile(opts.dataDir);
   // This connection only reads (recovery, and a backlog larger than the tail);
   // every write goes through the worker, off the event loop.
   const db = new Database(file);

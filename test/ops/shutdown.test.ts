@@ -62,7 +62,7 @@ t.test("SIGTERM during a burst: every acknowledged sample is kept; devices go un
   dev.end(true);
   t.match(op.log, /<presence type="unavailable" from="d1@localhost\/mqtt"[^>]*>(<status>broker shutdown<\/status>)?/, "the device went unavailable");
   t.match(op.log, /<system-shutdown /, "the operator's stream ended with system-shutdown");
-  const stored = (new Database(join(dir, "data/telemetry.sqlite"), { readonly: true }).prepare("SELECT count(*) AS n FROM samples").get() as { n: number }).n;
+  const stored = (new Database(join(dir, "data/telemetry.sqlite"), { readonly: true }).prepare("SELECT count(*) AS n FROM points").get() as { n: number }).n;
   const spooled = (new Database(join(dir, "data/spool.sqlite"), { readonly: true }).prepare("SELECT count(*) AS n FROM spool").get() as { n: number }).n;
   t.ok(acked > 300, `${acked} samples acknowledged`);
   // One publish may be accepted and kept while its PUBACK is lost in the shutdown.

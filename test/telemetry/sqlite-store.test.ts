@@ -1,0 +1,88 @@
+// The embedded store on its own: batches copied from the spool inside SQLite, the
+// same batches sent as values (samples spooled without a point time), replays that
+// overwrite, read-outs by time range, and a store written by an earlier version.
+import t from "tap";
+import Database from "better-sqlite3";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openSpool, spoolFile } from "../../src/telemetry/spool.js";
+import { openSqliteStore } from "../../src/telemetry/sqlite-store.js";
+import type { Sample, SpooledSample } from "../../src/telemetry/sample.js";
+
+const T0 = 1_700_000_000_000;
+
+function tempDir(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), "sb-store-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const sample = (device: string, i: number, pointNs?: string): Sample => ({
+  device,
+  type: "thermostat",
+  measurement: "thermostat",
+  time: T0 + i,
+  tags: { room: "lab 1" },
+  fields: { temperature: 20 + i / 10 },
+  pointNs,
+});
+
+const count = (dir: string) => (new Database(join(dir, "telemetry.sqlite"), { readonly: true }).prepare("SELECT count(*) AS n FROM points").get() as { n: number }).n;
+
+async function spooled(dir: string, samples: Sample[]): Promise<{ batch: SpooledSample[]; close: () => Promise<void> }> {
+  const spool = openSpool({ dataDir: dir, maxBytes: 1 << 30 });
+  for (const s of samples) await spool.append(s);
+  return { batch: spool.peek(samples.length), close: () => spool.close() };
+}
+
+t.test("a batch of spool rows is copied by seq range; a replay overwrites; read-outs by range, oldest first", async (t) => {
+  const dir = tempDir(t);
+  const { batch, close } = await spooled(dir, Array.from({ length: 30 }, (_, i) => sample(i % 2 ? "b" : "a", i, `${T0 + i}000${String(i).padStart(3, "0")}`)));
+  const store = openSqliteStore({ dataDir: dir, spoolFile: spoolFile(dir) });
+  t.teardown(async () => { await store.close(); await close(); });
+  await store.write(batch);
+  t.equal(count(dir), 30, "every row of the batch is in the store");
+  await store.write(batch);
+  await store.write(batch.slice(10, 20));
+  t.equal(count(dir), 30, "written again (replay after a crash): overwritten, not doubled");
+  const a = await store.query("a", "thermostat", T0, T0 + 9, 100);
+  t.same(a.map((s) => s.time), [T0, T0 + 2, T0 + 4, T0 + 6, T0 + 8], "device a, [T0, T0+9]: its samples in that range, oldest first");
+  t.same(a[0], { device: "a", type: "thermostat", measurement: "thermostat", time: T0, tags: { room: "lab 1" }, fields: { temperature: 20 } }, "tags and fields as spooled");
+  t.equal((await store.query("b", "thermostat", T0, T0 + 29, 3)).length, 3, "the limit holds");
+  t.same(await store.query("a", "thermostat", -Infinity, Infinity, 100).then((r) => r.length), 15, "an unbounded range: every sample of the device");
+});
+
+t.test("samples without a point time, or not a run of spool rows, are written as values with the same result", async (t) => {
+  const dir = tempDir(t);
+  const { batch, close } = await spooled(dir, Array.from({ length: 10 }, (_, i) => sample("a", i)));
+  const store = openSqliteStore({ dataDir: dir, spoolFile: spoolFile(dir) });
+  t.teardown(async () => { await store.close(); await close(); });
+  await store.write(batch);
+  t.equal(count(dir), 10, "spooled before the point clock: stored under their content-hash times");
+  await store.write(batch);
+  t.equal(count(dir), 10, "a replay of them overwrites");
+  const gap = [batch[0]!, batch[2]!].map((s) => ({ ...s, pointNs: `${s.time}000999` }));
+  await store.write(gap);
+  t.equal(count(dir), 12, "a batch with a gap in its seqs is written as values");
+  const missing = [{ ...batch[0]!, seq: 10_000, pointNs: `${T0}000777` }];
+  await store.write(missing);
+  t.equal(count(dir), 13, "a sample whose spool row is gone is written as values");
+});
+
+t.test("a store written by an earlier version (table `samples`) is moved to the new table on open", async (t) => {
+  const dir = tempDir(t);
+  const old = new Database(join(dir, "telemetry.sqlite"));
+  old.exec(`CREATE TABLE samples (measurement TEXT NOT NULL, device TEXT NOT NULL, time_ns TEXT NOT NULL, time INTEGER NOT NULL, type TEXT NOT NULL,
+    tags TEXT NOT NULL, fields TEXT NOT NULL, PRIMARY KEY (measurement, device, time_ns)) WITHOUT ROWID;
+    CREATE INDEX samples_by_device_time ON samples (device, time);`);
+  const insert = old.prepare("INSERT INTO samples VALUES ('thermostat', 'a', ?, ?, 'thermostat', '{}', ?)");
+  for (let i = 0; i < 5; i++) insert.run(`${T0 + i}000000`.padStart(22, "0"), T0 + i, JSON.stringify({ temperature: i }));
+  old.close();
+  const store = openSqliteStore({ dataDir: dir });
+  t.teardown(() => store.close());
+  const rows = await store.query("a", "thermostat", T0, T0 + 10, 100);
+  t.same(rows.map((r) => r.fields.temperature), [0, 1, 2, 3, 4], "the old rows are read back, in order");
+  const tables = new Database(join(dir, "telemetry.sqlite"), { readonly: true }).prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>;
+  t.same(tables.map((r) => r.name), ["points"], "the old table is gone");
+});
