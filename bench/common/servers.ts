@@ -296,8 +296,8 @@ function nodeFlags(): string {
   return process.env.SB_BENCH_NODE_FLAGS ?? '';
 }
 
-/** Starts Switchboard on a fresh copy of the template's registry. */
-export async function startSwitchboard(dir: string, templateDir: string, tsdb: TsdbOptions): Promise<Server> {
+/** Starts Switchboard on a fresh copy of the template's registry; `checkout`: another built checkout to run instead of this one. */
+export async function startSwitchboard(dir: string, templateDir: string, tsdb: TsdbOptions, checkout?: string): Promise<Server> {
   const data = join(dir, 'data');
   mkdirSync(data, { recursive: true });
   for (const f of readdirSync(join(templateDir, 'data'))) {
@@ -307,7 +307,8 @@ export async function startSwitchboard(dir: string, templateDir: string, tsdb: T
   writeFileSync(config, switchboardYaml(data, tsdb));
   const logFile = join(dir, 'switchboard.log');
   const l = onListening();
-  const p = spawnServer(`${process.execPath} ${nodeFlags()} ${SWITCHBOARD_BIN} start --config ${config}`, { cwd: dir, logFile, onLine: l.onLine });
+  const bin = checkout ? join(checkout, 'bin', 'switchboard.js') : SWITCHBOARD_BIN;
+  const p = spawnServer(`${process.execPath} ${nodeFlags()} ${bin} start --config ${config}`, { cwd: dir, logFile, onLine: l.onLine });
   const rec = await listeningLine(p, l.line, 'switchboard');
   const ports = { mqtt: rec.mqtt as number, xmpp: rec.xmpp as number, http: rec.http as number };
   try {

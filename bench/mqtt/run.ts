@@ -2,6 +2,7 @@
 // on loopback.
 //
 //   node --import tsx bench/mqtt/run.ts [--quick] [--brokers mosquitto,aedes,switchboard]
+//        (`switchboard@DIR` in --brokers: another built checkout, for an interleaved A/B)
 //        [--runs N] [--idle N] [--json FILE] [--keep] [--no-build]
 //
 // One broker runs at a time; runs are interleaved (M A S, M A S, …) so slow
@@ -229,7 +230,9 @@ async function startBroker(name: string, dir: string): Promise<Server> {
   // sometimes never sent. Unlimited inflight avoids it (aedes has no limit).
   if (name === 'mosquitto') return startMosquitto(dir, ['max_inflight_messages 0']);
   if (name === 'aedes') return startAedes(dir);
-  return startSwitchboard(dir, template, { kind: 'embedded' });
+  // `switchboard@DIR`: another built checkout (an A/B of a change in one interleaved run).
+  const other = name.startsWith('switchboard@') ? name.slice('switchboard@'.length) : undefined;
+  return startSwitchboard(dir, template, { kind: 'embedded' }, other);
 }
 
 async function withBroker<T>(name: string, tag: string, a: Worker, b: Worker, fn: (c: Ctx) => Promise<T>): Promise<T> {
@@ -337,7 +340,7 @@ async function main(): Promise<number> {
   const b = new Worker(new URL('../common/mqtt-loadgen.ts', import.meta.url), 'generator B');
   installCleanup(() => { a.kill(); b.kill(); });
   try {
-    if (names.includes('switchboard')) {
+    if (names.some((n) => n.startsWith('switchboard'))) {
       try {
         log(`switchboard: ${buildSwitchboard(args['no-build']!)}`);
         template = join(work, 'template');

@@ -75,6 +75,8 @@ export async function startMqtt(deps: {
 }): Promise<MqttBroker> {
   const { options, auth, limiter, presence, telemetry, onReply, log } = deps;
   const accounts = new WeakMap<Client, Account>();
+  /** A device client's own telemetry topic, made once per connection, not per publish. */
+  const telemetryTopics = new WeakMap<Client, string>();
   const keepaliveExpired = new WeakSet<Client>();
   const counters: MqttCounters = { rejectedPackets: 0, droppedPublishes: 0, refusedSubscriptions: 0, authFailures: 0, slowConsumers: 0 };
   let shuttingDown = false;
@@ -111,6 +113,7 @@ export async function startMqtt(deps: {
         // it without a clientDisconnect, so it must not be announced as a successor.
         if (client.closed) return done(refusal(5, "connection closed"), null);
         accounts.set(client, account);
+        if (account.role === "device") telemetryTopics.set(client, deviceTopic(account.name, "telemetry"));
         // Services command fleets over one connection: their own, higher read rate.
         if (account.role === "service" && options.serviceShape && client.conn instanceof GuardedConnection) client.conn.reshape(options.serviceShape);
         if (account.role === "device") presence.authenticated(account, client, Boolean((aedes as unknown as { clients: Record<string, Client> }).clients[client.id]));
@@ -121,16 +124,14 @@ export async function startMqtt(deps: {
     authorizePublish(client, packet, done) {
       const account = client && accounts.get(client);
       if (!client || !account) return done(null);
-      const denied = publishDenied(account, packet.topic);
-      if (denied) {
-        drop(client, account, packet, { error: denied, issues: [] });
+      // A device's own telemetry topic (exactly that string) is allowed: checked first,
+      // it spares nearly every publish the general rules.
+      if (packet.topic !== telemetryTopics.get(client)) {
+        const denied = publishDenied(account, packet.topic);
+        if (denied) drop(client, account, packet, { error: denied, issues: [] });
+        else if (account.role === "device") onReply(account.name, packet.payload as Buffer); // the only other topic a device may use
         return done(null);
       }
-      if (account.role === "device" && packet.topic === deviceTopic(account.name, "replies")) {
-        onReply(account.name, packet.payload as Buffer);
-        return done(null);
-      }
-      if (account.role !== "device" || packet.topic !== deviceTopic(account.name, "telemetry")) return done(null);
       // Telemetry: validated and spooled before the PUBACK; only accepted samples are forwarded.
       telemetry(account.name, packet.payload as Buffer).then(
         (result) => {

@@ -98,6 +98,15 @@ const READ_BATCH_BYTES = 16 * 1024;
 /** Inbound bytes held per connection before its socket is paused. */
 const INBOX_MAX_BYTES = 64 * 1024;
 
+/** Connections whose socket is corked this turn; one check-phase callback uncorks them all. */
+let gathered = new Set<GuardedConnection>();
+function flushGathered(): void {
+  // A fresh set first: a write made while flushing gathers for the next turn.
+  const conns = gathered;
+  gathered = new Set();
+  for (const conn of conns) conn.flushGathered();
+}
+
 /**
  * A duplex that aedes reads from and writes to in place of the socket. Bytes pass
  * through unchanged once their packet's header has been checked, READ_BATCH_BYTES at
@@ -232,14 +241,16 @@ export class GuardedConnection extends Duplex {
     if (this.corked || !this.gathers) return;
     this.corked = true;
     this.socket.cork();
-    setImmediate(this.flush);
+    if (gathered.size === 0) setImmediate(flushGathered);
+    gathered.add(this);
   }
 
-  private readonly flush = (): void => {
+  /** Sends what this turn gathered (called once per turn, and before a destroy). */
+  flushGathered(): void {
     if (!this.corked) return;
     this.corked = false;
     this.socket.uncork();
-  };
+  }
 
   override _final(done: (error?: Error | null) => void): void {
     this.socket.end();
@@ -249,7 +260,8 @@ export class GuardedConnection extends Duplex {
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
     if (error?.message === "drain timeout") this.onSlowConsumer?.(this);
     // What aedes wrote last (a refusing CONNACK) still goes out before the close.
-    this.flush();
+    this.flushGathered();
+    gathered.delete(this);
     this.socket.destroy();
     this.emit("socketDrain");
     done(error);

@@ -56,5 +56,6 @@ export function validateSample(type: DeviceType, device: string, payload: Buffer
   }
   if (Object.keys(fields).length === 0) return { ok: false, reason: "no measurement", issues: [{ path: "(root)", message: "a sample needs at least one field" }] };
   const time = ts === undefined ? receivedAt : typeof ts === "number" ? ts : Date.parse(ts as string);
-  return { ok: true, sample: { device, type: type.name, measurement: type.measurement, time, tags, fields } };
+  // Every property the pipeline adds later is here from the start: one object shape per sample.
+  return { ok: true, sample: { device, type: type.name, measurement: type.measurement, time, tags, fields, pointNs: undefined, json: undefined } };
 }
