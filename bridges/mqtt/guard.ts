@@ -222,11 +222,19 @@ export class GuardedConnection extends Duplex {
     else this.once("socketDrain", () => done());
   }
 
+  /**
+   * mqtt-packet writes a packet in pieces (a PUBLISH is six writes: header, length,
+   * topic length, topic, id, payload) inside a cork of this stream; they arrive here
+   * together and go to the socket as one buffer, not one socket write each.
+   */
   override _writev(chunks: Array<{ chunk: Buffer }>, done: (error?: Error | null) => void): void {
     this.gather();
-    let ok = true;
-    for (const { chunk } of chunks) ok = this.socket.write(chunk);
-    if (ok) done();
+    let bytes = 0;
+    for (let i = 0; i < chunks.length; i++) bytes += chunks[i]!.chunk.length;
+    const joined = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    for (let i = 0; i < chunks.length; i++) at += chunks[i]!.chunk.copy(joined, at);
+    if (this.socket.write(joined)) done();
     else this.once("socketDrain", () => done());
   }
 
