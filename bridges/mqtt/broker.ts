@@ -93,7 +93,13 @@ export async function startMqtt(deps: {
     // A client that does not drain its queue (over outboundHighWaterBytes) in this
     // time is destroyed with "drain timeout" (counted by the guard).
     drainTimeout: options.slowConsumerTimeoutMs ?? 30_000,
-    concurrency: 1000,
+    // No global cap on deliveries in progress. Past a cap, aedes' emitter (mqemitter)
+    // queues messages and, when a stuck subscriber goes away, works through the queue
+    // recursively: a few thousand queued messages overflow the stack and kill the
+    // process (bare aedes does so after every QoS 0 flood in bench/mqtt). What is in
+    // progress is bounded per connection instead: aedes reads a connection's next
+    // batch (READ_BATCH_BYTES in guard.ts) only when the last one has been delivered.
+    concurrency: 0,
 
     authenticate(client, username, password, done) {
       const address = addressOf(client);

@@ -91,10 +91,10 @@ export class FixedHeaderScanner {
  * then in the socket, where TCP pushes back on the publisher. Without it a 64 KiB
  * socket read is ~600 telemetry messages in flight per client, and a flood of them
  * queues in the broker (seconds of latency, hundreds of MiB) instead of in the network.
- * 16 KiB is ~150 telemetry publishes; 4 KiB made the per-read stream and parser
- * turns cost ~15 % of QoS 1 throughput (bench/mqtt).
+ * (16 KiB, ~150 publishes, gave ~10 % more QoS 1 throughput in bench/mqtt but
+ * held 2.5 times the memory during a QoS 0 flood: not taken.)
  */
-const READ_BATCH_BYTES = 16 * 1024;
+const READ_BATCH_BYTES = 4 * 1024;
 /** Inbound bytes held per connection before its socket is paused. */
 const INBOX_MAX_BYTES = 64 * 1024;
 

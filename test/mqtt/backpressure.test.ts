@@ -138,3 +138,47 @@ t.test("a stuck subscriber holds publishers back, then is cut off; the flood cos
   t.match(text, /^switchboard_mqtt_slow_consumers_total 1$/m, "exported as a metric");
   pub.destroy();
 });
+
+t.test("many publishers flood a stuck subscriber that then goes away: the broker lives on", async (t) => {
+  // Thousands of deliveries in progress at once. aedes' emitter, given a cap on them,
+  // queues the rest and works through that queue recursively once nobody subscribes:
+  // a stack overflow that killed the process (this test's process, here).
+  const devices = Array.from({ length: 150 }, (_, i) => ({ name: `flood${i}`, role: "device" as const, type: "thermostat", password: "pw" }));
+  const b = await startTestBroker({ mqtt: { outboundHighWaterBytes: 64 * 1024, slowConsumerTimeoutMs: 60_000 } }, [{ name: "svc", role: "service", password: "svc pw" }, ...devices]);
+  t.teardown(() => b.close());
+  const port = b.ports.mqtt;
+  const stuck = await rawConnect(port, "svc", "svc pw");
+  stuck.on("error", () => {});
+  stuck.write(subscribe0("devices/+/telemetry"));
+  await sleep(200);
+  stuck.pause();
+
+  const publishers = await Promise.all(devices.map((d) => rawConnect(port, d.name, "pw")));
+  for (const p of publishers) p.on("error", () => {});
+  const small = (i: number) => JSON.stringify({ temperature: 20 + (i % 1000) / 100, humidity: (i % 100_000) / 1000 });
+  const until = Date.now() + 2_000;
+  let written = 0;
+  await Promise.all(publishers.map(async (p, n) => {
+    while (Date.now() < until) {
+      const batch: Buffer[] = [];
+      for (let i = 0; i < 50; i++) batch.push(publish0(`devices/${devices[n]!.name}/telemetry`, small(written++)));
+      if (!p.write(Buffer.concat(batch))) await Promise.race([new Promise((r) => p.once("drain", r)), sleep(until - Date.now())]);
+      else await new Promise((r) => setImmediate(r));
+    }
+  }));
+  const acceptedWhileStuck = b.ingest.counters.accepted;
+  t.ok(acceptedWhileStuck > 4_000, `the broker took ${acceptedWhileStuck} samples before the stuck subscriber held everyone back`);
+  stuck.destroy();
+  // The publishers' backlog now flows to nobody; the broker must come through it.
+  const deadline = Date.now() + STEP_MS;
+  let accepted = 0;
+  while (Date.now() < deadline) {
+    await sleep(500);
+    if (b.ingest.counters.accepted === accepted) break;
+    accepted = b.ingest.counters.accepted;
+  }
+  for (const p of publishers) p.destroy();
+  const probe = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: "svc-probe", username: "svc", password: "svc pw", reconnectPeriod: 0, connectTimeout: 5_000 });
+  t.ok(probe.connected, `alive after ${accepted} samples: a new client connects`);
+  await probe.endAsync();
+});
