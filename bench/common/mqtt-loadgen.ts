@@ -31,8 +31,7 @@ const sleepUntil = (epochMs: number) => new Promise<void>((r) => setTimeout(r, M
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 let sampleNo = 0;
-function sample(): Buffer {
-  const t = nowMs();
+function sample(t = nowMs()): Buffer {
   const ts = Math.floor(t);
   // The temperature walks through 1,000 values so that no two samples of a
   // device in one millisecond are equal: Switchboard gives equal samples the
@@ -194,9 +193,13 @@ async function rate(r: { qos: 0 | 1; rate: number; startAt: number; from: number
       const due = Math.floor(((performance.now() - t0) * r.rate) / 1000);
       while (sent < due) {
         const p = pubs[next++ % pubs.length]!;
-        p.c.publish(p.topic, sample(), r.qos);
+        // In the window by the send time the sample carries, as the receiving side
+        // judges it (the tick's Date.now() is another clock: off by a few ms, it
+        // counted boundary samples as lost).
+        const t = nowMs();
+        p.c.publish(p.topic, sample(t), r.qos);
         sent++;
-        if (now >= fromE) inWindow++;
+        if (t >= fromE && t < toE) inWindow++;
       }
       setTimeout(tick, 1);
     };

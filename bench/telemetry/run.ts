@@ -2,6 +2,7 @@
 //
 //   node --import tsx bench/telemetry/run.ts [--quick] [--soak] [--runs N]
 //        [--pipelines switchboard,peer,raw,aedes,embedded] [--memory-s N]
+//        (`switchboard@DIR` in --pipelines: Switchboard → InfluxDB from another built checkout, for an A/B)
 //        [--raw-concurrency N] [--json FILE] [--keep] [--no-build]
 //
 // Pipelines, one at a time, each on fresh servers (and a fresh InfluxDB),
@@ -222,12 +223,12 @@ async function withServers<T>(servers: Array<() => Promise<Server>>, fn: (s: Ser
   }
 }
 
-async function switchboardInflux(c: Ctx, tag: string, measureMs?: number): Promise<PipeResult & { rssSeries?: Array<[number, number]> }> {
+async function switchboardInflux(c: Ctx, tag: string, measureMs?: number, checkout?: string): Promise<PipeResult & { rssSeries?: Array<[number, number]> }> {
   let influx!: Influx;
   return withServers([
     async () => (influx = await startInflux(join(c.dir, `sb-influx-${tag}`))),
     () => startSwitchboard(join(c.dir, `sb-${tag}`), c.template,
-      { kind: 'influx', url: influx.url, database: 'switchboard', batchSize: P.batchSize, flushMs: P.flushMs }),
+      { kind: 'influx', url: influx.url, database: 'switchboard', batchSize: P.batchSize, flushMs: P.flushMs }, checkout),
   ], async ([, sb]) => {
     const r = await mqttPipeline(c, {
       name: 'switchboard → influx', mqttPort: sb!.ports.mqtt!, pids: [sb!.pid, influx.pid], rssPid: sb!.pid,
@@ -423,12 +424,14 @@ async function main(): Promise<number> {
   const run: Record<string, (c: Ctx, tag: string) => Promise<PipeResult>> = { switchboard: switchboardInflux, peer, raw, aedes, embedded };
   const ctx: Ctx = { gen, dir, template: join(dir, 'template') };
   try {
-    if (names.includes('switchboard') || names.includes('embedded')) {
+    if (names.some((n) => n.startsWith('switchboard') || n === 'embedded')) {
       log(`switchboard: ${buildSwitchboard(args['no-build']!)}`);
       provisionSwitchboard(ctx.template, { devices: publishers.map((p) => ({ id: p.clientId, password: PASSWORD })), accounts: [] });
     }
     const perRunMs = P.warmupMs + P.measureMs + (quick ? 8_000 : 12_000);
     const memMs = names.includes('switchboard') ? P.memoryS * 1000 + 15_000 : 0;
+    // `switchboard@DIR`: Switchboard → InfluxDB from another built checkout (an A/B in one interleaved run).
+    for (const name of names) if (name.startsWith('switchboard@')) run[name] = (c, tag) => switchboardInflux(c, `ab-${tag}`, undefined, name.slice('switchboard@'.length));
     for (const name of names) if (!run[name]) errors.set(name, 'unknown pipeline');
     await runInterleaved({
       names, runs: P.runs, budget, results, errors, quietWaitMs: quick ? 2_000 : 5_000, perRunMs, reserveMs: memMs,

@@ -3,20 +3,13 @@
 // overwrite, read-outs by time range, and a store written by an earlier version.
 import t from "tap";
 import Database from "better-sqlite3";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openSpool, spoolFile } from "../../src/telemetry/spool.js";
+import { spoolFile } from "../../src/telemetry/spool.js";
 import { openSqliteStore } from "../../src/telemetry/sqlite-store.js";
-import type { Sample, SpooledSample } from "../../src/telemetry/sample.js";
+import type { Sample } from "../../src/telemetry/sample.js";
+import { spooled, tempDir } from "../helpers/spool.js";
 
 const T0 = 1_700_000_000_000;
-
-function tempDir(t: { teardown(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), "sb-store-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 const sample = (device: string, i: number, pointNs?: string): Sample => ({
   device,
@@ -30,14 +23,8 @@ const sample = (device: string, i: number, pointNs?: string): Sample => ({
 
 const count = (dir: string) => (new Database(join(dir, "telemetry.sqlite"), { readonly: true }).prepare("SELECT count(*) AS n FROM points").get() as { n: number }).n;
 
-async function spooled(dir: string, samples: Sample[]): Promise<{ batch: SpooledSample[]; close: () => Promise<void> }> {
-  const spool = openSpool({ dataDir: dir, maxBytes: 1 << 30 });
-  for (const s of samples) await spool.append(s);
-  return { batch: spool.peek(samples.length), close: () => spool.close() };
-}
-
 t.test("a batch of spool rows is copied by seq range; a replay overwrites; read-outs by range, oldest first", async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, "sb-store-");
   const { batch, close } = await spooled(dir, Array.from({ length: 30 }, (_, i) => sample(i % 2 ? "b" : "a", i, `${T0 + i}000${String(i).padStart(3, "0")}`)));
   const store = openSqliteStore({ dataDir: dir, spoolFile: spoolFile(dir) });
   t.teardown(async () => { await store.close(); await close(); });
@@ -54,7 +41,7 @@ t.test("a batch of spool rows is copied by seq range; a replay overwrites; read-
 });
 
 t.test("samples without a point time, or not a run of spool rows, are written as values with the same result", async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, "sb-store-");
   const { batch, close } = await spooled(dir, Array.from({ length: 10 }, (_, i) => sample("a", i)));
   const store = openSqliteStore({ dataDir: dir, spoolFile: spoolFile(dir) });
   t.teardown(async () => { await store.close(); await close(); });
@@ -71,7 +58,7 @@ t.test("samples without a point time, or not a run of spool rows, are written as
 });
 
 t.test("a store written by an earlier version (table `samples`) is moved to the new table on open", async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, "sb-store-");
   const old = new Database(join(dir, "telemetry.sqlite"));
   old.exec(`CREATE TABLE samples (measurement TEXT NOT NULL, device TEXT NOT NULL, time_ns TEXT NOT NULL, time INTEGER NOT NULL, type TEXT NOT NULL,
     tags TEXT NOT NULL, fields TEXT NOT NULL, PRIMARY KEY (measurement, device, time_ns)) WITHOUT ROWID;
