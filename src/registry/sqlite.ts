@@ -51,6 +51,9 @@ export interface SqliteRegistryOptions {
   pollMs?: number;
 }
 
+/** Shortest interval between change-log reads caused by lookups of unknown names. */
+const MISS_POLL_MS = 20;
+
 export function openSqliteRegistry({ dataDir, pollMs = 500 }: SqliteRegistryOptions): Registry {
   mkdirSync(dataDir, { recursive: true });
   const db = new Database(join(dataDir, "registry.sqlite"));
@@ -82,7 +85,9 @@ export function openSqliteRegistry({ dataDir, pollMs = 500 }: SqliteRegistryOpti
   let seenSeq = stmt.lastChange.get()?.seq ?? 0;
   const listeners = new Set<(change: AccountChange) => void>();
 
+  let polledAt = 0;
   function pollChanges(): void {
+    polledAt = Date.now();
     const rows = stmt.changesSince.all(seenSeq);
     for (const row of rows) {
       seenSeq = row.seq;
@@ -128,7 +133,16 @@ export function openSqliteRegistry({ dataDir, pollMs = 500 }: SqliteRegistryOpti
   });
 
   return {
-    get: (name) => directory.get(name),
+    // A name not in the directory may have been added a moment ago by another process
+    // (`switchboard device add` just before the device's first CONNECT): the change
+    // log is read now rather than at the next poll, at most every MISS_POLL_MS, so
+    // a stream of unknown names costs one indexed query per interval, not per name.
+    get: (name) => {
+      const account = directory.get(name);
+      if (account || Date.now() - polledAt < MISS_POLL_MS) return account;
+      pollChanges();
+      return directory.get(name);
+    },
     list: (role) => [...directory.values()].filter((a) => !role || a.role === role),
     credentials(name) {
       const r = stmt.credentials.get(name);

@@ -2,6 +2,8 @@ import t from "tap";
 import mqtt from "mqtt";
 import { startTestBroker } from "../helpers/broker.js";
 import { RawClient } from "../helpers/raw.js";
+import { openSqliteRegistry } from "../../src/registry/sqlite.js";
+import { addAccount } from "../../src/provision.js";
 
 t.test("smoke", async (t) => {
   const b = await startTestBroker({}, [
@@ -20,4 +22,18 @@ t.test("smoke", async (t) => {
   await dev.endAsync();
   await op.expect(/<presence type="unavailable" from="dev1@localhost\/mqtt"/);
   op.close();
+});
+
+t.test("a device added by another process (the CLI) can connect at once, before the broker's next poll", async (t) => {
+  const b = await startTestBroker({}, []);
+  t.teardown(() => b.close());
+  const cli = openSqliteRegistry({ dataDir: b.dataDir });
+  t.teardown(() => cli.close());
+  await addAccount(cli, { name: "fresh1", role: "device", type: "thermostat", password: "fresh pw" }, 4096);
+  // No wait: the broker reads the change log when it meets a name it does not know.
+  const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.ports.mqtt}`, { clientId: "fresh1", username: "fresh1", password: "fresh pw", reconnectPeriod: 0 });
+  t.ok(dev.connected, "accepted right after it was added");
+  await dev.endAsync();
+  const unknown = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.ports.mqtt}`, { clientId: "nobody", username: "nobody", password: "x", reconnectPeriod: 0 }).then(() => null, (e: Error) => e);
+  t.match(unknown?.message ?? "", /Bad username or password/i, "a name that really is unknown is still refused");
 });
