@@ -1,7 +1,7 @@
 // Telemetry benchmark (issue 4): samples landed in InfluxDB per second.
 //
 //   node --import tsx bench/telemetry/run.ts [--quick] [--soak] [--runs N]
-//        [--pipelines switchboard,peer,raw,aedes,embedded] [--memory-s N]
+//        [--pipelines switchboard,peer,raw,aedes,embedded] [--memory-s N] [--memory-store influx|embedded]
 //        (`switchboard@DIR` in --pipelines: Switchboard → InfluxDB from another built checkout, for an A/B)
 //        [--raw-concurrency N] [--json FILE] [--keep] [--no-build]
 //
@@ -39,6 +39,8 @@ const { values: args } = parseArgs({
     runs: { type: 'string' },
     pipelines: { type: 'string', default: 'switchboard,peer,raw,aedes,embedded' },
     'memory-s': { type: 'string' },
+    // The store of the memory run: InfluxDB (the issue's figure) or the embedded store (the default configuration).
+    'memory-store': { type: 'string', default: 'influx' },
     'raw-concurrency': { type: 'string', default: '2' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
@@ -323,15 +325,18 @@ async function aedes(c: Ctx, tag: string): Promise<PipeResult> {
   });
 }
 
-async function embedded(c: Ctx, tag: string): Promise<PipeResult> {
+async function embedded(c: Ctx, tag: string, measureMs?: number): Promise<PipeResult & { rssSeries?: Array<[number, number]> }> {
   return withServers([() => startSwitchboard(join(c.dir, `emb-${tag}`), c.template, { kind: 'embedded', batchSize: P.batchSize, flushMs: P.flushMs })],
     async ([sb]) => mqttPipeline(c, {
       name: 'switchboard → embedded store', mqttPort: sb!.ports.mqtt!, pids: [sb!.pid], rssPid: sb!.pid,
       // /metrics is served by the broker itself: polled less often, to cost it little.
       landedCount: () => metric(sb!.ports.http!, 'switchboard_store_written_samples_total'), pollMs: 250,
       backlog: () => metric(sb!.ports.http!, 'switchboard_store_backlog_samples'),
+      measureMs, rssEveryMs: measureMs ? 5_000 : 1_000,
     }));
 }
+const memoryEmbedded = args['memory-store'] === 'embedded';
+const MEMORY_LABEL = memoryEmbedded ? 'Switchboard → embedded store' : 'Switchboard → InfluxDB';
 
 // ---------------------------------------------------------------- report
 
@@ -363,7 +368,7 @@ function report(results: Map<string, PipeResult[]>, mem: (PipeResult & { rssSeri
     const s = mem.rssSeries ?? [];
     const slope = regressionSlope(s.slice(Math.min(2, s.length - 1)));
     const { first, last } = thirds(s);
-    lines.push('', `Memory run (Switchboard → InfluxDB, ${fmt(P.memoryS)} s at full load): RSS ${fmt(mem.rssStartMiB, 1)} MiB at the start of the ` +
+    lines.push('', `Memory run (${MEMORY_LABEL}, ${fmt(P.memoryS)} s at full load): RSS ${fmt(mem.rssStartMiB, 1)} MiB at the start of the ` +
       `measured window, ${fmt(mem.rssEndMiB, 1)} MiB at its end, max ${fmt(mem.rssMaxMiB, 1)} MiB; trend ${fmt(slope * 60_000, 2)} MiB/min; ` +
       `median of the first third ${fmt(first, 1)} MiB, of the last third ${fmt(last, 1)} MiB; ` +
       `${fmt(mem.landedPerSec)} landed/s, publish → landed p99 ${fmt(mem.p99)} ms; samples (s, MiB): ` +
@@ -381,7 +386,7 @@ function report(results: Map<string, PipeResult[]>, mem: (PipeResult & { rssSeri
       // RSS saw-tooths with garbage collection; compared are the medians of
       // the first and the last third of the run, flat meaning within 10%.
       const { first, last } = thirds(mem.rssSeries ?? []);
-      lines.push(`| memory flat over ${fmt(P.memoryS / 60, 1)} min | RSS median ${fmt(first, 1)} MiB (first third) → ${fmt(last, 1)} MiB (last third) | ` +
+      lines.push(`| memory flat over ${fmt(P.memoryS / 60, 1)} min${memoryEmbedded ? ' (embedded store, not the target)' : ''} | RSS median ${fmt(first, 1)} MiB (first third) → ${fmt(last, 1)} MiB (last third) | ` +
         `${yes(last <= first * 1.1)} (within 10%) |`);
     }
   }
@@ -429,7 +434,8 @@ async function main(): Promise<number> {
       provisionSwitchboard(ctx.template, { devices: publishers.map((p) => ({ id: p.clientId, password: PASSWORD })), accounts: [] });
     }
     const perRunMs = P.warmupMs + P.measureMs + (quick ? 8_000 : 12_000);
-    const memMs = names.includes('switchboard') ? P.memoryS * 1000 + 15_000 : 0;
+    const memoryPipeline = memoryEmbedded ? 'embedded' : 'switchboard';
+    const memMs = names.includes(memoryPipeline) ? P.memoryS * 1000 + 15_000 : 0;
     // `switchboard@DIR`: Switchboard → InfluxDB from another built checkout (an A/B in one interleaved run).
     for (const name of names) if (name.startsWith('switchboard@')) run[name] = (c, tag) => switchboardInflux(c, `ab-${tag}`, undefined, name.slice('switchboard@'.length));
     for (const name of names) if (!run[name]) errors.set(name, 'unknown pipeline');
@@ -437,10 +443,10 @@ async function main(): Promise<number> {
       names, runs: P.runs, budget, results, errors, quietWaitMs: quick ? 2_000 : 5_000, perRunMs, reserveMs: memMs,
       run: (name, i, attempt) => run[name]!(ctx, `${i}-${attempt}`),
     });
-    if (names.includes('switchboard') && !errors.has('switchboard')) {
-      log(`--- memory: switchboard → influx for ${fmt(P.memoryS)} s (load ${fmt(load1(), 2)})`);
+    if (memMs && !errors.has(memoryPipeline)) {
+      log(`--- memory: ${MEMORY_LABEL} for ${fmt(P.memoryS)} s (load ${fmt(load1(), 2)})`);
       try {
-        mem = await switchboardInflux(ctx, 'mem', P.memoryS * 1000);
+        mem = memoryEmbedded ? await embedded(ctx, 'mem', P.memoryS * 1000) : await switchboardInflux(ctx, 'mem', P.memoryS * 1000);
       } catch (e) {
         errors.set('memory', (e as Error).message);
       }
