@@ -296,6 +296,11 @@ function nodeFlags(): string {
   return process.env.SB_BENCH_NODE_FLAGS ?? '';
 }
 
+/** `switchboard@DIR` as a broker or pipeline name: DIR, another built checkout to run (an A/B in one interleaved run). */
+export function otherCheckout(name: string): string | undefined {
+  return name.startsWith('switchboard@') ? name.slice('switchboard@'.length) : undefined;
+}
+
 /** Starts Switchboard on a fresh copy of the template's registry; `checkout`: another built checkout to run instead of this one. */
 export async function startSwitchboard(dir: string, templateDir: string, tsdb: TsdbOptions, checkout?: string): Promise<Server> {
   const data = join(dir, 'data');

@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from '../common/ipc.js';
 import {
   buildSwitchboard, gitDescribe, installCleanup, killAll, mosquittoVersion, provisionSwitchboard,
-  startAedes, startMosquitto, startSwitchboard, type Server,
+  otherCheckout, startAedes, startMosquitto, startSwitchboard, type Server,
 } from '../common/servers.js';
 import { finishBench, runInterleaved } from '../common/interleave.js';
 import { Budget, ForeignCpu, ensureOpenFiles, fmt, load1, log, machine, ratio, settle, sleep } from '../common/util.js';
@@ -230,9 +230,7 @@ async function startBroker(name: string, dir: string): Promise<Server> {
   // sometimes never sent. Unlimited inflight avoids it (aedes has no limit).
   if (name === 'mosquitto') return startMosquitto(dir, ['max_inflight_messages 0']);
   if (name === 'aedes') return startAedes(dir);
-  // `switchboard@DIR`: another built checkout (an A/B of a change in one interleaved run).
-  const other = name.startsWith('switchboard@') ? name.slice('switchboard@'.length) : undefined;
-  return startSwitchboard(dir, template, { kind: 'embedded' }, other);
+  return startSwitchboard(dir, template, { kind: 'embedded' }, otherCheckout(name));
 }
 
 async function withBroker<T>(name: string, tag: string, a: Worker, b: Worker, fn: (c: Ctx) => Promise<T>): Promise<T> {

@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from '../common/ipc.js';
 import {
   buildSwitchboard, gitDescribe, influxVersion, installCleanup, killAll, metric, mosquittoVersion, provisionSwitchboard,
-  startAedes, startInflux, startMosquitto, startSwitchboard, type Influx, type Server,
+  otherCheckout, startAedes, startInflux, startMosquitto, startSwitchboard, type Influx, type Server,
 } from '../common/servers.js';
 import { finishBench, runInterleaved } from '../common/interleave.js';
 import { Budget, ForeignCpu, fmt, latencySummary, load1, log, machine, ratio, settle, sleep } from '../common/util.js';
@@ -436,8 +436,11 @@ async function main(): Promise<number> {
     const perRunMs = P.warmupMs + P.measureMs + (quick ? 8_000 : 12_000);
     const memoryPipeline = memoryEmbedded ? 'embedded' : 'switchboard';
     const memMs = names.includes(memoryPipeline) ? P.memoryS * 1000 + 15_000 : 0;
-    // `switchboard@DIR`: Switchboard → InfluxDB from another built checkout (an A/B in one interleaved run).
-    for (const name of names) if (name.startsWith('switchboard@')) run[name] = (c, tag) => switchboardInflux(c, `ab-${tag}`, undefined, name.slice('switchboard@'.length));
+    // `switchboard@DIR`: Switchboard → InfluxDB from another built checkout.
+    for (const name of names) {
+      const checkout = otherCheckout(name);
+      if (checkout) run[name] = (c, tag) => switchboardInflux(c, `ab-${tag}`, undefined, checkout);
+    }
     for (const name of names) if (!run[name]) errors.set(name, 'unknown pipeline');
     await runInterleaved({
       names, runs: P.runs, budget, results, errors, quietWaitMs: quick ? 2_000 : 5_000, perRunMs, reserveMs: memMs,

@@ -119,10 +119,12 @@ export async function startMqtt(deps: {
         // it without a clientDisconnect, so it must not be announced as a successor.
         if (client.closed) return done(refusal(5, "connection closed"), null);
         accounts.set(client, account);
-        if (account.role === "device") telemetryTopics.set(client, deviceTopic(account.name, "telemetry"));
         // Services command fleets over one connection: their own, higher read rate.
         if (account.role === "service" && options.serviceShape && client.conn instanceof GuardedConnection) client.conn.reshape(options.serviceShape);
-        if (account.role === "device") presence.authenticated(account, client, Boolean((aedes as unknown as { clients: Record<string, Client> }).clients[client.id]));
+        if (account.role === "device") {
+          telemetryTopics.set(client, deviceTopic(account.name, "telemetry"));
+          presence.authenticated(account, client, Boolean((aedes as unknown as { clients: Record<string, Client> }).clients[client.id]));
+        }
         done(null, true);
       }, () => fail(4, "authentication error"));
     },
