@@ -72,7 +72,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const dataDir = resolve(config.dataDir);
 
   // Stores first: nothing is accepted before they are open.
-  const registry = openSqliteRegistry({ dataDir });
+  const registry = openSqliteRegistry({ dataDir, onError: (err) => log.error({ err: err.message }, "last-seen write failed; retried with the next one") });
   const onDbError = (err: Error) => log.error({ err: err.message }, "telemetry database error");
   const spool = openSpool({ dataDir, maxBytes: config.tsdb.spoolMaxBytes, onError: onDbError });
   const store = config.tsdb.kind === "influx" ? createInfluxStore(config.tsdb.influx) : openSqliteStore({ dataDir, spoolFile: spoolFile(dataDir), onError: onDbError });

@@ -1,6 +1,7 @@
 // Profiles Switchboard under the QoS 1 closed-loop load of bench/mqtt:
 //   node --import tsx bench/mqtt/profile-run.ts [--qos 0|1 | --flood | --connects] [--seconds N] [--dir DIR]
 // --connects: 50 parallel first-time CONNECTs of provisioned devices instead of publishing.
+// --reconnects: the same over 2,000 devices that connected once before the profiled window.
 // Writes a V8 CPU profile of the broker to DIR and prints a summary.
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import { installCleanup, killAll, provisionSwitchboard, startSwitchboard } from 
 import { summarize } from '../bridge/profile.js';
 import type { ClosedResult, CollectResult, ConnectResult, Cred } from '../common/mqtt-loadgen.js';
 
-const { values: args } = parseArgs({ options: { flood: { type: 'boolean', default: false }, connects: { type: 'boolean', default: false }, qos: { type: 'string', default: '1' }, seconds: { type: 'string', default: '8' }, dir: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { flood: { type: 'boolean', default: false }, connects: { type: 'boolean', default: false }, reconnects: { type: 'boolean', default: false }, qos: { type: 'string', default: '1' }, seconds: { type: 'string', default: '8' }, dir: { type: 'string' } } });
 const qos = Number(args.qos) as 0 | 1;
 const work = mkdtempSync(join(tmpdir(), 'switchboard-mqtt-prof-'));
 const profDir = args.dir ?? join(work, 'prof');
@@ -19,7 +20,7 @@ process.env.SB_BENCH_NODE_FLAGS = `--cpu-prof --cpu-prof-dir=${profDir}`;
 const PASSWORD = 'bench-pw-1';
 const publishers: Cred[] = Array.from({ length: 50 }, (_, i) => ({ clientId: `p${i}`, username: `p${i}`, password: PASSWORD }));
 const template = join(work, 'template');
-const fresh: Cred[] = args.connects ? Array.from({ length: 20_000 }, (_, i) => ({ clientId: `c${i}`, username: `c${i}`, password: PASSWORD })) : [];
+const fresh: Cred[] = args.connects || args.reconnects ? Array.from({ length: args.reconnects ? 2_000 : 20_000 }, (_, i) => ({ clientId: `c${i}`, username: `c${i}`, password: PASSWORD })) : [];
 provisionSwitchboard(template, { devices: [...publishers, ...fresh].map((d) => ({ id: d.clientId, password: PASSWORD })), accounts: [{ name: 'sub', role: 'service', password: PASSWORD }] });
 const a = new Worker(new URL('../common/mqtt-loadgen.ts', import.meta.url), 'generator A');
 installCleanup(() => a.kill());
@@ -29,9 +30,13 @@ await a.call('setTarget', { target });
 const now = Date.now();
 const ms = Number(args.seconds) * 1000;
 const sub = { clientId: 'sub', username: 'sub', password: PASSWORD, filter: 'devices/+/telemetry', qos };
-if (args.connects) {
+if (args.connects || args.reconnects) {
+  if (args.reconnects) {
+    await a.call<ConnectResult>('connectIdle', { creds: fresh, concurrency: 50 });
+    await a.call('dropIdle');
+  }
   const r = await a.call<ConnectResult>('connects', { creds: fresh, concurrency: 50, durationMs: ms });
-  console.log(`connects: ${(r.count / r.seconds).toFixed(0)}/s first-time (${r.count} in ${r.seconds.toFixed(1)} s, ${r.errors} errors)`);
+  console.log(`connects: ${(r.count / r.seconds).toFixed(0)}/s ${args.reconnects ? 'reconnecting' : 'first-time'} (${r.count} in ${r.seconds.toFixed(1)} s, ${r.errors} errors)`);
 } else if (args.flood) {
   const b = new Worker(new URL('../common/mqtt-loadgen.ts', import.meta.url), 'generator B');
   await a.call('setup', { target, publishers });

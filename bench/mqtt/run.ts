@@ -39,6 +39,8 @@ const { values: args } = parseArgs({
     'no-build': { type: 'boolean', default: false },
     // Only the QoS 1 throughput phase (no memory, QoS 0, connect or flood phases): quick A/B comparisons.
     'qos1-only': { type: 'boolean', default: false },
+    // Only the connect-rate phases (first-time and reconnect storms): an A/B of connect handling.
+    'connects-only': { type: 'boolean', default: false },
   },
 });
 
@@ -253,6 +255,7 @@ async function speedRun(c: Ctx): Promise<RunResult> {
   await c.b.call<ConnectResult>('connects', { creds: pool.slice(-WARMUP_DEVICES), concurrency: 10, durationMs: 500 });
   const r: RunResult = { load1: load1(), foreignCpuPct: 0 };
   const foreign = new ForeignCpu();
+  if (args['connects-only']) return (Object.assign(r, await connectRates(c)), (r.foreignCpuPct = foreign.pct()), r);
   r.qos1 = await throughput(c, 1);
   if (args['qos1-only']) return (r.foreignCpuPct = foreign.pct(), r);
   // QoS 0 publishers and subscriber: a fresh session, so no QoS 1 state lingers.
@@ -354,12 +357,12 @@ async function main(): Promise<number> {
     const memories = new Map<string, RunResult['memory']>();
     await runInterleaved({
       names, runs: P.runs, budget, results, errors, quietWaitMs: quick ? 2_000 : 5_000,
-      perRunMs: args['qos1-only'] ? 15_000 : quick ? 25_000 : 55_000,
+      perRunMs: args['qos1-only'] ? 15_000 : args['connects-only'] ? 35_000 : quick ? 25_000 : 55_000,
       firstRunExtraMs: quick ? 5_000 : 20_000,
       run: async (name, run, attempt) => {
         // Memory on a fresh broker of its own in run 1 (its devices must not have
         // connected before the connect-rate phases), then the speed tests on another.
-        if (run === 1 && !memories.has(name) && !args['qos1-only']) memories.set(name, await withBroker(name, `mem-${attempt}`, a, b, memory));
+        if (run === 1 && !memories.has(name) && !args['qos1-only'] && !args['connects-only']) memories.set(name, await withBroker(name, `mem-${attempt}`, a, b, memory));
         const r = await withBroker(name, `${run}-${attempt}`, a, b, speedRun);
         if (results.get(name)!.length === 0) r.memory = memories.get(name);
         return r;

@@ -49,12 +49,14 @@ export interface SqliteRegistryOptions {
   dataDir: string;
   /** How often to look for changes made by other processes (the CLI). */
   pollMs?: number;
+  /** A last-seen write that failed (e.g. the database stayed locked past busy_timeout). */
+  onError?: (err: Error) => void;
 }
 
 /** Shortest interval between change-log reads caused by lookups of unknown names. */
 const MISS_POLL_MS = 20;
 
-export function openSqliteRegistry({ dataDir, pollMs = 500 }: SqliteRegistryOptions): Registry {
+export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }: SqliteRegistryOptions): Registry {
   mkdirSync(dataDir, { recursive: true });
   const db = new Database(join(dataDir, "registry.sqlite"));
   db.pragma("journal_mode = WAL");
@@ -71,7 +73,11 @@ export function openSqliteRegistry({ dataDir, pollMs = 500 }: SqliteRegistryOpti
     ),
     remove: db.prepare<[string], AccountRow>("DELETE FROM accounts WHERE name = ? RETURNING name, role, type, created_at"),
     lastSeen: db.prepare<[string], { at: number; status: string | null }>("SELECT at, status FROM last_seen WHERE name = ?"),
-    setLastSeen: db.prepare("INSERT INTO last_seen (name, at, status) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET at = excluded.at, status = excluded.status"),
+    // Only for an account that still exists: the write may come a moment after another
+    // process removed it (and with it its last_seen row).
+    setLastSeen: db.prepare(
+      "INSERT INTO last_seen (name, at, status) SELECT @name, @at, @status WHERE EXISTS (SELECT 1 FROM accounts WHERE name = @name) ON CONFLICT(name) DO UPDATE SET at = excluded.at, status = excluded.status",
+    ),
     changesSince: db.prepare<[number], { seq: number; op: "add" | "remove"; name: string; role: Role; type: string | null; created_at: number }>(
       "SELECT seq, op, name, role, type, created_at FROM account_changes WHERE seq > ? ORDER BY seq",
     ),
@@ -132,6 +138,29 @@ export function openSqliteRegistry({ dataDir, pollMs = 500 }: SqliteRegistryOpti
     }
   });
 
+  // Last-seen times are written behind: every device that connects or leaves in one
+  // event-loop turn shares one transaction, written at the end of the turn. One
+  // autocommit per connect and per disconnect was 6 % of the main thread in a
+  // reconnect storm (bench/mqtt/profile-run.ts --reconnects). Reads see pending ones.
+  const pendingSeen = new Map<string, LastSeen>();
+  let seenTimer: NodeJS.Immediate | null = null;
+  const writeSeen = db.transaction((entries: Array<[string, LastSeen]>) => {
+    for (const [name, seen] of entries) stmt.setLastSeen.run({ name, at: seen.at, status: seen.status });
+  });
+  function flushSeen(): void {
+    seenTimer = null;
+    if (pendingSeen.size === 0) return;
+    const entries = [...pendingSeen];
+    pendingSeen.clear();
+    try {
+      writeSeen(entries);
+    } catch (err) {
+      // Kept for the next turn's write unless a newer time came meanwhile.
+      for (const [name, seen] of entries) if (!pendingSeen.has(name)) pendingSeen.set(name, seen);
+      onError(err as Error);
+    }
+  }
+
   return {
     // A name not in the directory may have been added a moment ago by another process
     // (`switchboard device add` just before the device's first CONNECT): the change
@@ -158,15 +187,17 @@ export function openSqliteRegistry({ dataDir, pollMs = 500 }: SqliteRegistryOpti
       pollChanges();
     },
     remove(name) {
+      pendingSeen.delete(name);
       const removed = stmt.remove.get(name);
       pollChanges();
       return removed ? toAccount(removed) : undefined;
     },
     lastSeen(name): LastSeen | undefined {
-      return stmt.lastSeen.get(name);
+      return pendingSeen.get(name) ?? stmt.lastSeen.get(name);
     },
     setLastSeen(name, seen) {
-      stmt.setLastSeen.run(name, seen.at, seen.status);
+      pendingSeen.set(name, seen);
+      seenTimer ??= setImmediate(flushSeen);
     },
     onChange(listener) {
       listeners.add(listener);
@@ -174,6 +205,8 @@ export function openSqliteRegistry({ dataDir, pollMs = 500 }: SqliteRegistryOpti
     },
     close() {
       clearInterval(timer);
+      if (seenTimer) clearImmediate(seenTimer);
+      flushSeen();
       db.close();
     },
   };

@@ -1,0 +1,39 @@
+// Last-seen times are written behind (one transaction per event-loop turn): a read
+// sees a pending time at once, another process (the CLI) sees it after the turn, a
+// removed account gets no row back, and close() writes what is still pending.
+import t from "tap";
+import { createCredentials } from "../../src/auth/credentials.js";
+import { openSqliteRegistry } from "../../src/registry/sqlite.js";
+import { tempDir } from "../helpers/spool.js";
+
+const turn = () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+
+t.test("last seen: visible at once, on disk after the turn, flushed on close", async (t) => {
+  const dataDir = tempDir(t, "sb-registry-");
+  const registry = openSqliteRegistry({ dataDir });
+  const other = openSqliteRegistry({ dataDir }); // stands for the CLI
+  t.teardown(() => other.close());
+  const credentials = await createCredentials("pw-1", 4096);
+  for (const name of ["d1", "d2", "d3"]) registry.add({ name, role: "device", type: "thermostat", credentials });
+
+  registry.setLastSeen("d1", { at: 1000, status: null });
+  registry.setLastSeen("d1", { at: 2000, status: "gone" });
+  t.same(registry.lastSeen("d1"), { at: 2000, status: "gone" }, "the newest pending time is read back before it is written");
+  t.equal(other.lastSeen("d1"), undefined, "not yet on disk within the turn");
+  await turn();
+  t.same(other.lastSeen("d1"), { at: 2000, status: "gone" }, "written at the end of the turn");
+
+  registry.setLastSeen("d2", { at: 3000, status: null });
+  registry.remove("d2");
+  await turn();
+  t.equal(other.lastSeen("d2"), undefined, "a pending time of an account removed here is dropped");
+
+  registry.setLastSeen("d3", { at: 4000, status: null });
+  other.remove("d3"); // removed by another process before the write
+  await turn();
+  t.equal(registry.lastSeen("d3"), undefined, "no last_seen row is written for an account another process removed");
+
+  registry.setLastSeen("d1", { at: 5000, status: null });
+  registry.close();
+  t.same(other.lastSeen("d1"), { at: 5000, status: null }, "close() writes what is pending");
+});
