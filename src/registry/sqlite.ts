@@ -155,7 +155,7 @@ export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }
     try {
       writeSeen(entries);
     } catch (err) {
-      // Kept for the next turn's write unless a newer time came meanwhile.
+      // Kept (unless a newer time came meanwhile) and written with the next change, or at close.
       for (const [name, seen] of entries) if (!pendingSeen.has(name)) pendingSeen.set(name, seen);
       onError(err as Error);
     }
