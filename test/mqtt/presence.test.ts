@@ -8,12 +8,14 @@
 // right final state after 100 reconnects.
 import t from "tap";
 import net from "node:net";
+import { rmSync } from "node:fs";
 import { client, xml, type Client } from "@xmpp/client";
 import type { Element } from "@xmpp/xml";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { startTestBroker, type TestBroker, type TestAccount } from "../helpers/broker.js";
 import { RawClient } from "../helpers/raw.js";
 import { addAccount } from "../../src/provision.js";
+import { openSqliteRegistry } from "../../src/registry/sqlite.js";
 
 /** The bound of every single wait. */
 const STEP_MS = 10_000;
@@ -564,8 +566,17 @@ t.test("broker shutdown: each MQTT device's unavailable reaches the operator bef
     await op.expect(new RegExp(`<presence from="${d}@localhost/mqtt"[^>]*/>`));
   }
   const before = op.log.length;
+  const stoppedAt = Date.now();
   stopped = true;
-  await withTimeout(b.close(), "broker shutdown");
+  await withTimeout(b.stop(), "broker shutdown");
+  // Last-seen times are written behind (one transaction per turn): stop() must still store them.
+  const registry = openSqliteRegistry({ dataDir: b.dataDir });
+  for (const d of devs) {
+    const seen = registry.lastSeen(d);
+    t.ok(seen && seen.at >= stoppedAt && seen.status === "broker shutdown", `${d}'s last seen stored at shutdown: ${JSON.stringify(seen)}`);
+  }
+  registry.close();
+  rmSync(b.dataDir, { recursive: true, force: true });
   await op.waitClosed(STEP_MS);
   const tail = op.log.slice(before);
   const end = tail.search(/<stream:error|<\/stream:stream>/);
