@@ -43,6 +43,8 @@ const { values: args } = parseArgs({
     'connects-only': { type: 'boolean', default: false },
   },
 });
+/** Only one group of phases is run: no memory phase, shorter runs. */
+const onePhase = args['qos1-only']! || args['connects-only']!;
 
 const quick = args.quick!;
 const P = {
@@ -255,9 +257,10 @@ async function speedRun(c: Ctx): Promise<RunResult> {
   await c.b.call<ConnectResult>('connects', { creds: pool.slice(-WARMUP_DEVICES), concurrency: 10, durationMs: 500 });
   const r: RunResult = { load1: load1(), foreignCpuPct: 0 };
   const foreign = new ForeignCpu();
-  if (args['connects-only']) return (Object.assign(r, await connectRates(c)), (r.foreignCpuPct = foreign.pct()), r);
+  const finish = () => ((r.foreignCpuPct = foreign.pct()), r);
+  if (args['connects-only']) return (Object.assign(r, await connectRates(c)), finish());
   r.qos1 = await throughput(c, 1);
-  if (args['qos1-only']) return (r.foreignCpuPct = foreign.pct(), r);
+  if (args['qos1-only']) return finish();
   // QoS 0 publishers and subscriber: a fresh session, so no QoS 1 state lingers.
   await c.a.call('setup', { target, publishers, subscriber: { ...subscriber, qos: 0 } });
   r.qos0 = await throughput(c, 0);
@@ -265,8 +268,7 @@ async function speedRun(c: Ctx): Promise<RunResult> {
   await c.a.call('setup', { target, publishers, subscriber: { ...subscriber, qos: 1 } });
   Object.assign(r, await connectRates(c));
   r.flood = await flood(c);
-  r.foreignCpuPct = foreign.pct();
-  return r;
+  return finish();
 }
 
 // ------------------------------------------------------------ report
@@ -362,7 +364,7 @@ async function main(): Promise<number> {
       run: async (name, run, attempt) => {
         // Memory on a fresh broker of its own in run 1 (its devices must not have
         // connected before the connect-rate phases), then the speed tests on another.
-        if (run === 1 && !memories.has(name) && !args['qos1-only'] && !args['connects-only']) memories.set(name, await withBroker(name, `mem-${attempt}`, a, b, memory));
+        if (run === 1 && !memories.has(name) && !onePhase) memories.set(name, await withBroker(name, `mem-${attempt}`, a, b, memory));
         const r = await withBroker(name, `${run}-${attempt}`, a, b, speedRun);
         if (results.get(name)!.length === 0) r.memory = memories.get(name);
         return r;

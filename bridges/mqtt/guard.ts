@@ -229,12 +229,7 @@ export class GuardedConnection extends Duplex {
    */
   override _writev(chunks: Array<{ chunk: Buffer }>, done: (error?: Error | null) => void): void {
     this.gather();
-    let bytes = 0;
-    for (let i = 0; i < chunks.length; i++) bytes += chunks[i]!.chunk.length;
-    const joined = Buffer.allocUnsafe(bytes);
-    let at = 0;
-    for (let i = 0; i < chunks.length; i++) at += chunks[i]!.chunk.copy(joined, at);
-    if (this.socket.write(joined)) done();
+    if (this.socket.write(Buffer.concat(chunks.map((c) => c.chunk)))) done();
     else this.once("socketDrain", () => done());
   }
 
