@@ -11,10 +11,11 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) |
 
 interface Stat { pid: number; ppid: number; ticks: number }
 
-function readStat(pid: number): Stat | undefined {
+/** `path`: a process's stat file, or one of its threads' (/proc/PID/task/TID/stat). */
+function readStat(pid: number, path = `/proc/${pid}/stat`): Stat | undefined {
   let text: string;
   try {
-    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    text = readFileSync(path, 'latin1');
   } catch {
     return undefined; // process ended between listing and reading
   }
@@ -52,6 +53,16 @@ export function cpuSeconds(root: number): number {
   let ticks = 0;
   for (const pid of processTree(root)) ticks += readStat(pid)?.ticks ?? 0;
   return ticks / CLK_TCK;
+}
+
+/** CPU seconds consumed so far by each thread of one process, keyed by thread id. */
+export function threadCpuSeconds(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const st = readStat(Number(tid), `/proc/${pid}/task/${tid}/stat`);
+    if (st) out.set(st.pid, st.ticks / CLK_TCK);
+  }
+  return out;
 }
 
 /** Resident set size in KiB (VmRSS) summed over the tree under root. */

@@ -1,0 +1,59 @@
+// Watches a running Switchboard from outside while a bench drives it: every
+// --every seconds, the CPU of each of its threads (from /proc/PID/task) and the process's
+// memory as the broker itself reports it on /metrics (RSS, V8 heap size and use,
+// external memory).
+//   node --import tsx bench/common/watch-broker.ts [--log FILE] [--every S] [--count N]
+// --log: the broker's log (pid and HTTP port come from its "listening" line);
+// default: the newest switchboard.log of a running bench under the temp dir.
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { threadCpuSeconds } from '../xmpp/proc.js';
+
+const { values: args } = parseArgs({ options: { log: { type: 'string' }, every: { type: 'string', default: '5' }, count: { type: 'string', default: '0' } } });
+
+function newestBenchLog(): string {
+  const logs: Array<[string, number]> = [];
+  for (const d of readdirSync(tmpdir())) {
+    if (!/^switchboard-.*bench-/.test(d)) continue;
+    for (const sub of readdirSync(join(tmpdir(), d), { withFileTypes: true })) {
+      const f = join(tmpdir(), d, sub.name, 'switchboard.log');
+      if (sub.isDirectory()) try { logs.push([f, statSync(f).mtimeMs]); } catch { /* none in this one */ }
+    }
+  }
+  const newest = logs.sort((a, b) => b[1] - a[1])[0];
+  if (!newest) throw new Error(`no switchboard.log of a bench under ${tmpdir()}`);
+  return newest[0];
+}
+
+const logFile = args.log ?? newestBenchLog();
+const listening = readFileSync(logFile, 'utf8').split('\n').reverse().map((l) => { try { return JSON.parse(l); } catch { return null; } })
+  .find((l) => l?.msg === 'listening');
+if (!listening) throw new Error(`no "listening" line in ${logFile}`);
+const { pid, http } = listening as { pid: number; http: number };
+
+const MEMORY = ['process_resident_memory_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_external_memory_bytes'];
+async function memory(): Promise<string> {
+  const text = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
+  return MEMORY.map((m) => {
+    const v = Number(new RegExp(`^switchboard_${m} (\\S+)`, 'm').exec(text)?.[1]);
+    return `${m.replace(/_bytes$/, '')} ${(v / 2 ** 20).toFixed(1)} MiB`;
+  }).join(', ');
+}
+
+console.log(`watching pid ${pid} (HTTP ${http}) from ${logFile}`);
+const everyMs = Number(args.every) * 1000;
+// Thread ids: the main thread's is the pid. (`top -H` is no help here: on this
+// machine it shows the whole process's CPU on the main thread's line.)
+let before = threadCpuSeconds(pid);
+for (let i = 1; Number(args.count) === 0 || i <= Number(args.count); i++) {
+  await new Promise((r) => setTimeout(r, everyMs));
+  let now: Map<number, number>;
+  try { now = threadCpuSeconds(pid); } catch { console.log('broker gone'); break; }
+  const busy = [...now].map(([tid, s]) => [tid, ((s - (before.get(tid) ?? s)) / (everyMs / 1000)) * 100] as const)
+    .filter(([, pct]) => pct >= 1).sort((a, b) => b[1] - a[1]);
+  before = now;
+  const name = (tid: number) => (tid === pid ? 'main' : `thread ${tid}`);
+  console.log(`${new Date().toISOString()} CPU: ${busy.map(([tid, pct]) => `${name(tid)} ${pct.toFixed(0)} %`).join(', ')}; ${await memory().catch((e) => `metrics: ${e.message}`)}`);
+}
