@@ -180,6 +180,11 @@ async function run(argv: string[]): Promise<number> {
         }
       });
       if (values.json) print(rows.map((s) => ({ ts: new Date(s.time).toISOString(), ...s.tags, ...s.fields })));
+      // Said on stderr, so stdout stays the (empty) listing: a sample published a moment
+      // ago is still in the spool, and a newcomer running the README's lines in a row
+      // would otherwise see nothing at all and no reason.
+      else if (rows.length === 0)
+        process.stderr.write(`no samples of '${id}' since ${new Date(since).toISOString()} in the store (an accepted sample reaches it within tsdb.flushMs, ${config.tsdb.flushMs} ms)\n`);
       else process.stdout.write(rows.map((s) => `${new Date(s.time).toISOString()}  ${Object.entries({ ...s.tags, ...s.fields }).map(([k, v]) => `${k}=${v}`).join(" ")}`).join("\n") + (rows.length ? "\n" : ""));
       return 0;
     }

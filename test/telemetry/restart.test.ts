@@ -2,7 +2,7 @@
 // the spool is replayed on the next start (issue 4 §5). Both stores.
 import t, { type Test } from "tap";
 import mqtt from "mqtt";
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -66,6 +66,10 @@ t.test("InfluxDB: SIGKILL with samples in the spool, restart, exactly the acknow
 
 t.test("embedded store: SIGKILL, restart, replay; `switchboard telemetry` shows every sample once", async (t) => {
   const config = setup(t, "tsdb: { kind: embedded, batchSize: 1000, flushMs: 60000 }");
+  const none = spawnSync(process.execPath, [...CLI, "telemetry", "k1", "--config", config], { env, encoding: "utf8" });
+  t.equal(none.stdout, "", "nothing stored yet: an empty listing");
+  t.match(none.stderr, /^no samples of 'k1' since \S+ in the store \(an accepted sample reaches it within tsdb.flushMs, 60000 ms\)\n$/, "and a reason on stderr");
+  t.equal(none.status, 0);
   let broker = await start(config);
   // flushMs is long: the samples are only in the spool when the broker dies.
   const acked = await publishAcked(broker.ports.mqtt, 0, 120);
