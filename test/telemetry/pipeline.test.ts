@@ -60,6 +60,9 @@ t.test("MQTT telemetry is validated, stored in InfluxDB and fanned out; bad samp
   bad.forEach(([payload, pattern], i) => t.match(JSON.stringify(errors[i]), pattern, `error for ${payload.slice(0, 40)}`));
   t.match(errors[2], { topic: "devices/dev1/telemetry", issues: [{ path: "temperature" }] });
   t.match(errors[3].issues[0].message, /125/, "names the rule");
+  t.same(errors[6].issues.map((i: { message: string }) => i.message), ["Invalid ISO datetime"], "a ts that is not a time is reported as that alone, not also as in the future");
+  t.equal(errors[6].error, "invalid ts");
+  t.match(errors[7].issues, [{ path: "ts", message: /more than one day in the future/ }]);
 
   await waitFor(async () => (await influx.count("thermostat", DB)) === 1 || undefined);
   const rows = await influx.query(`SELECT * FROM thermostat`, DB);
