@@ -10,6 +10,7 @@ import mqtt from "mqtt";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { startTestBroker } from "../helpers/broker.js";
+import { connectPacket, publishPacket, subscribePacket } from "../helpers/mqtt-bytes.js";
 
 // A full collection on demand, so that what the process *holds* is measured, not
 // garbage a busy allocator has not collected yet (RSS peaks vary with GC timing).
@@ -24,25 +25,9 @@ const held = () => {
 const STEP_MS = 15_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function str(s: string): Buffer {
-  const b = Buffer.from(s);
-  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
-}
-function packet(first: number, body: Buffer): Buffer {
-  const len: number[] = [];
-  let n = body.length;
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    len.push(byte);
-  } while (n > 0);
-  return Buffer.concat([Buffer.from([first, ...len]), body]);
-}
-const connect = (id: string, password: string) =>
-  packet(0x10, Buffer.concat([Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0xc2, 0, 60]), str(id), str(id), str(password)]));
-const publish0 = (topic: string, payload: string) => packet(0x30, Buffer.concat([str(topic), Buffer.from(payload)]));
-const subscribe0 = (filter: string) => packet(0x82, Buffer.concat([Buffer.from([0, 1]), str(filter), Buffer.from([0])]));
+const connect = (id: string, password: string) => connectPacket({ clientId: id, username: id, password, keepalive: 60 });
+const publish0 = publishPacket;
+const subscribe0 = subscribePacket;
 
 /** A raw MQTT connection that has received its CONNACK. */
 async function rawConnect(port: number, id: string, password: string): Promise<net.Socket> {

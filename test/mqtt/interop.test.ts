@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { startTestBroker, type TestBroker, type TestAccount } from "../helpers/broker.js";
 import { RawClient, STREAM_OPEN } from "../helpers/raw.js";
+import { connectPacket, packet, publishPacket, remainingLength, u16, utf8 } from "../helpers/mqtt-bytes.js";
 
 const PYTHON = "/usr/bin/python3";
 const PAHO_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), "paho_client.py");
@@ -177,40 +178,6 @@ function run(cmd: string, args: string[], ms = STEP_MS): Promise<{ code: number 
     });
   });
 }
-
-// --- raw MQTT 3.1.1 bytes, built by hand (§2.2, §3.1, §3.3)
-
-const u16 = (n: number) => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
-const utf8 = (s: string) => {
-  const b = Buffer.from(s, "utf8");
-  return Buffer.concat([u16(b.length), b]);
-};
-function remainingLength(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    out.push(byte);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-const packet = (first: number, body: Buffer) => Buffer.concat([Buffer.from([first]), remainingLength(body.length), body]);
-function connectPacket(o: { clientId: string; username?: string; password?: string; keepalive?: number; protocol?: string }): Buffer {
-  const flags = 0x02 | (o.username !== undefined ? 0x80 : 0) | (o.password !== undefined ? 0x40 : 0);
-  return packet(
-    0x10,
-    Buffer.concat([
-      utf8(o.protocol ?? "MQTT"),
-      Buffer.from([4, flags]),
-      u16(o.keepalive ?? 30),
-      utf8(o.clientId),
-      o.username !== undefined ? utf8(o.username) : Buffer.alloc(0),
-      o.password !== undefined ? utf8(o.password) : Buffer.alloc(0),
-    ]),
-  );
-}
-const publishPacket = (topic: string, payload: string) => packet(0x30, Buffer.concat([utf8(topic), Buffer.from(payload)]));
 
 /** A raw TCP connection that records what it received and when it closed. */
 class RawMqtt {

@@ -14,6 +14,7 @@ import type { Element } from "@xmpp/xml";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { startTestBroker, type TestBroker, type TestAccount } from "../helpers/broker.js";
 import { RawClient } from "../helpers/raw.js";
+import { connectPacket } from "../helpers/mqtt-bytes.js";
 import { addAccount } from "../../src/provision.js";
 import { openSqliteRegistry } from "../../src/registry/sqlite.js";
 
@@ -161,18 +162,6 @@ async function device(id: string, b: TestBroker = broker, opts: IClientOptions =
 /** Resolves when the client's connection is closed. */
 const closed = (c: MqttClient) => withTimeout(new Promise<void>((resolve) => (c.connected ? c.once("close", () => resolve()) : resolve())), "MQTT connection closed");
 
-// --- raw MQTT bytes (§3.1), for a client that never sends PINGREQ
-
-const u16 = (n: number) => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
-const utf8 = (s: string) => {
-  const b = Buffer.from(s, "utf8");
-  return Buffer.concat([u16(b.length), b]);
-};
-function connectPacket(clientId: string, username: string, password: string, keepalive: number): Buffer {
-  const body = Buffer.concat([utf8("MQTT"), Buffer.from([4, 0xc2]), u16(keepalive), utf8(clientId), utf8(username), utf8(password)]);
-  if (body.length > 127) throw new Error("CONNECT too long for this helper");
-  return Buffer.concat([Buffer.from([0x10, body.length]), body]);
-}
 /** Opens a raw socket, sends CONNECT, resolves on CONNACK 0 with the socket and its close promise. */
 async function rawDevice(id: string, keepalive: number, b: TestBroker = broker): Promise<{ socket: net.Socket; connackAt: number; closedAt: Promise<number> }> {
   const socket = net.connect(mqttPort(b), "127.0.0.1");
@@ -190,7 +179,7 @@ async function rawDevice(id: string, keepalive: number, b: TestBroker = broker):
         }
       });
       socket.once("close", () => reject(new Error(`closed before CONNACK: ${got.toString("hex")}`)));
-      socket.once("connect", () => socket.write(connectPacket(id, id, pw(id), keepalive)));
+      socket.once("connect", () => socket.write(connectPacket({ clientId: id, username: id, password: pw(id), keepalive })));
     }),
     `raw CONNECT as ${id}`,
   );
@@ -363,7 +352,7 @@ t.test("a refused or dead takeover attempt does not pin the presence", async (t)
 
   // A CONNECT with the right password whose socket is gone before the password is checked.
   const dead = net.connect(mqttPort(), "127.0.0.1", () => {
-    dead.write(connectPacket(slow, slow, "slow pw", 30));
+    dead.write(connectPacket({ clientId: slow, username: slow, password: "slow pw", keepalive: 30 }));
     dead.destroy();
   });
   dead.on("error", () => {});
