@@ -2,7 +2,8 @@
 //   node --import tsx bench/mqtt/profile-run.ts [--qos 0|1 | --flood | --connects] [--seconds N] [--dir DIR]
 // --connects: 50 parallel first-time CONNECTs of provisioned devices instead of publishing.
 // --reconnects: the same over 2,000 devices that connected once before the profiled window.
-// Writes a V8 CPU profile of the broker to DIR and prints a summary.
+// Writes a V8 CPU profile of the broker to DIR and prints a summary. --no-profile: the
+// same load without the profiler, to watch the broker (bench/common/watch-broker.ts).
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,11 +13,11 @@ import { installCleanup, killAll, provisionSwitchboard, startSwitchboard } from 
 import { summarize } from '../bridge/profile.js';
 import type { ClosedResult, CollectResult, ConnectResult, Cred } from '../common/mqtt-loadgen.js';
 
-const { values: args } = parseArgs({ options: { flood: { type: 'boolean', default: false }, connects: { type: 'boolean', default: false }, reconnects: { type: 'boolean', default: false }, qos: { type: 'string', default: '1' }, seconds: { type: 'string', default: '8' }, dir: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { flood: { type: 'boolean', default: false }, connects: { type: 'boolean', default: false }, reconnects: { type: 'boolean', default: false }, 'no-profile': { type: 'boolean', default: false }, qos: { type: 'string', default: '1' }, seconds: { type: 'string', default: '8' }, dir: { type: 'string' } } });
 const qos = Number(args.qos) as 0 | 1;
 const work = mkdtempSync(join(tmpdir(), 'switchboard-mqtt-prof-'));
 const profDir = args.dir ?? join(work, 'prof');
-process.env.SB_BENCH_NODE_FLAGS = `--cpu-prof --cpu-prof-dir=${profDir}`;
+if (!args['no-profile']) process.env.SB_BENCH_NODE_FLAGS = `--cpu-prof --cpu-prof-dir=${profDir}`;
 const PASSWORD = 'bench-pw-1';
 const publishers: Cred[] = Array.from({ length: 50 }, (_, i) => ({ clientId: `p${i}`, username: `p${i}`, password: PASSWORD }));
 const template = join(work, 'template');
@@ -55,5 +56,5 @@ await a.call('teardown');
 a.kill();
 await srv.stop();
 killAll();
-const f = readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
-console.log(f ? summarize(join(profDir, f), 40).text : `no profile in ${profDir}; log ${srv.logFile}`);
+const f = args['no-profile'] ? undefined : readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
+if (!args['no-profile']) console.log(f ? summarize(join(profDir, f), 40).text : `no profile in ${profDir}; log ${srv.logFile}`);
