@@ -37,3 +37,21 @@ t.test("a device added by another process (the CLI) can connect at once, before 
   const unknown = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.ports.mqtt}`, { clientId: "nobody", username: "nobody", password: "x", reconnectPeriod: 0 }).then(() => null, (e: Error) => e);
   t.match(unknown?.message ?? "", /Bad username or password/i, "a name that really is unknown is still refused");
 });
+
+t.test("retained telemetry: an accepted sample is retained for later subscribers, a refused one never", async (t) => {
+  const b = await startTestBroker({}, [
+    { name: "svc1", role: "service", password: "p1" },
+    { name: "dev1", role: "device", type: "thermostat", password: "p2" },
+  ]);
+  t.teardown(() => b.close());
+  const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.ports.mqtt}`, { clientId: "dev1", username: "dev1", password: "p2", reconnectPeriod: 0 });
+  await dev.publishAsync("devices/dev1/telemetry", JSON.stringify({ temperature: 19.5, humidity: 30 }), { qos: 1, retain: true });
+  // Refused (out of range): dropped before aedes sees it, so it cannot replace the retained sample.
+  await dev.publishAsync("devices/dev1/telemetry", JSON.stringify({ temperature: 999, humidity: 30 }), { qos: 1, retain: true });
+  const svc = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.ports.mqtt}`, { clientId: "svc1", username: "svc1", password: "p1", reconnectPeriod: 0 });
+  const got = new Promise<{ payload: string; retain: boolean }>((resolve) => svc.on("message", (_topic, payload, packet) => resolve({ payload: String(payload), retain: packet.retain })));
+  await svc.subscribeAsync("devices/+/telemetry", { qos: 1 });
+  t.same(await got, { payload: JSON.stringify({ temperature: 19.5, humidity: 30 }), retain: true }, "the accepted sample, flagged retained");
+  await dev.endAsync();
+  await svc.endAsync();
+});
