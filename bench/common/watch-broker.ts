@@ -1,7 +1,9 @@
 // Watches a running Switchboard from outside while a bench drives it: every
 // --every seconds, the CPU of each of its threads (from /proc/PID/task) and the process's
 // memory as the broker itself reports it on /metrics (RSS, V8 heap size and use,
-// external memory).
+// external memory). "waiting" is the share of time a thread was ready to run but
+// had no CPU: running + waiting near 100 % means the thread is CPU-bound on this
+// machine even when its own CPU figure is lower.
 //   node --import tsx bench/common/watch-broker.ts [--log FILE] [--every S] [--count N]
 // --log: the broker's log (pid and HTTP port come from its "listening" line);
 // default: the newest switchboard.log of a running bench under the temp dir.
@@ -9,7 +11,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { threadCpuSeconds } from '../xmpp/proc.js';
+import { threadCpuSeconds, threadWaitSeconds } from '../xmpp/proc.js';
 
 const { values: args } = parseArgs({ options: { log: { type: 'string' }, every: { type: 'string', default: '5' }, count: { type: 'string', default: '0' } } });
 
@@ -47,13 +49,20 @@ const everyMs = Number(args.every) * 1000;
 // Thread ids: the main thread's is the pid. (`top -H` is no help here: on this
 // machine it shows the whole process's CPU on the main thread's line.)
 let before = threadCpuSeconds(pid);
+let waitedBefore = threadWaitSeconds(pid);
+const pct = (now: number, then: number | undefined) => ((now - (then ?? now)) / (everyMs / 1000)) * 100;
 for (let i = 1; Number(args.count) === 0 || i <= Number(args.count); i++) {
   await new Promise((r) => setTimeout(r, everyMs));
   let now: Map<number, number>;
-  try { now = threadCpuSeconds(pid); } catch { console.log('broker gone'); break; }
-  const busy = [...now].map(([tid, s]) => [tid, ((s - (before.get(tid) ?? s)) / (everyMs / 1000)) * 100] as const)
-    .filter(([, pct]) => pct >= 1).sort((a, b) => b[1] - a[1]);
+  let waited: Map<number, number>;
+  try {
+    now = threadCpuSeconds(pid);
+    waited = threadWaitSeconds(pid);
+  } catch { console.log('broker gone'); break; }
+  const busy = [...now].map(([tid, s]) => [tid, pct(s, before.get(tid)), pct(waited.get(tid) ?? 0, waitedBefore.get(tid))] as const)
+    .filter(([, run]) => run >= 1).sort((a, b) => b[1] - a[1]);
   before = now;
+  waitedBefore = waited;
   const name = (tid: number) => (tid === pid ? 'main' : `thread ${tid}`);
-  console.log(`${new Date().toISOString()} CPU: ${busy.map(([tid, pct]) => `${name(tid)} ${pct.toFixed(0)} %`).join(', ')}; ${await memory().catch((e) => `metrics: ${e.message}`)}`);
+  console.log(`${new Date().toISOString()} CPU: ${busy.map(([tid, run, wait]) => `${name(tid)} ${run.toFixed(0)} % (waiting ${wait.toFixed(0)} %)`).join(', ')}; ${await memory().catch((e) => `metrics: ${e.message}`)}`);
 }

@@ -65,6 +65,23 @@ export function threadCpuSeconds(pid: number): Map<number, number> {
   return out;
 }
 
+/**
+ * Seconds each thread of pid has spent runnable but waiting for a CPU (the second
+ * field of /proc/PID/task/TID/schedstat, in ns). Beside threadCpuSeconds it tells a
+ * thread that is idle from one that is ready and crowded out by other threads.
+ */
+export function threadWaitSeconds(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.set(Number(tid), Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[1]) / 1e9);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return out;
+}
+
 /** Resident set size in KiB (VmRSS) summed over the tree under root. */
 export function rssKiB(root: number): number {
   let kib = 0;
