@@ -16,7 +16,12 @@ import { connectPacket, publishPacket, subscribePacket } from "../helpers/mqtt-b
 // garbage a busy allocator has not collected yet (RSS peaks vary with GC timing).
 setFlagsFromString("--expose-gc");
 const collect = runInNewContext("gc") as () => void;
-const held = () => {
+// Two collections with a pause between: V8 frees dead Buffers' memory on a background
+// sweeper after a collection, and until it has, process.memoryUsage().external still
+// counts them: single readings right after gc() ranged 13-49 MiB where this reads ~2.
+const held = async () => {
+  collect();
+  await new Promise((r) => setTimeout(r, 50));
   collect();
   const m = process.memoryUsage();
   return m.heapUsed + m.external;
@@ -75,7 +80,7 @@ t.test("a stuck subscriber holds publishers back, then is cut off; the flood cos
   // The publisher writes QoS 0 telemetry as fast as its socket takes it, for 1.5 s.
   const pub = await rawConnect(port, "dev1", "dev1 pw");
   pub.on("error", () => {});
-  const heldBefore = held();
+  const heldBefore = await held();
   let written = 0;
   let blocked = false;
   const floodUntil = Date.now() + 3_000;
@@ -92,7 +97,7 @@ t.test("a stuck subscriber holds publishers back, then is cut off; the flood cos
     }
   }
   // The flood is held here: what the process keeps for it is bounded, the rest waits in TCP.
-  const heldDuring = held();
+  const heldDuring = await held();
   const acceptedDuringHold = b.ingest.counters.accepted;
   t.ok(blocked, "the publisher's socket filled up: TCP pushed back on it");
   t.ok(acceptedDuringHold < written, `the broker took ${acceptedDuringHold} of ${written} messages while the subscriber was stuck`);
@@ -114,10 +119,11 @@ t.test("a stuck subscriber holds publishers back, then is cut off; the flood cos
   const growth = (heldDuring - heldBefore) / 1024 / 1024;
   const flooded = (written * SAMPLE_BYTES) / 1024 / 1024;
   const accepted = (acceptedDuringHold * SAMPLE_BYTES) / 1024 / 1024;
-  // What it keeps is the accepted samples (payload, JSON, spool tail, pub-sub history,
-  // aedes' deliveries waiting for the stuck subscriber): a few copies of what it took,
-  // not of what was flooded.
-  t.ok(growth < 48, `the process held ${growth.toFixed(1)} MiB more (after a full GC) for ${accepted.toFixed(1)} MiB accepted of ${flooded.toFixed(1)} MiB flooded`);
+  // What it keeps while the flood is held (the stuck subscriber's queue up to
+  // outboundHighWaterBytes, the spool tail, pub-sub history) is far less than what was
+  // flooded: the rest waits in TCP. Measured ~2 MiB; a broker that buffered the flood
+  // would hold more than the 8 allowed here.
+  t.ok(growth < 8, `the process held ${growth.toFixed(1)} MiB more (after two full GCs) for ${accepted.toFixed(1)} MiB accepted of ${flooded.toFixed(1)} MiB flooded`);
 
   const text = await (await fetch(`http://127.0.0.1:${b.ports.http}/metrics`)).text();
   t.match(text, /^switchboard_mqtt_slow_consumers_total 1$/m, "exported as a metric");
