@@ -185,7 +185,7 @@ async function run(argv: string[]): Promise<number> {
       // would otherwise see nothing at all and no reason.
       else if (rows.length === 0)
         process.stderr.write(`no samples of '${id}' since ${new Date(since).toISOString()} in the store (an accepted sample reaches it within tsdb.flushMs, ${config.tsdb.flushMs} ms)\n`);
-      else process.stdout.write(rows.map((s) => `${new Date(s.time).toISOString()}  ${Object.entries({ ...s.tags, ...s.fields }).map(([k, v]) => `${k}=${v}`).join(" ")}`).join("\n") + (rows.length ? "\n" : ""));
+      else process.stdout.write(rows.map((s) => `${new Date(s.time).toISOString()}  ${Object.entries({ ...s.tags, ...s.fields }).map(([k, v]) => `${k}=${v}`).join(" ")}`).join("\n") + "\n");
       return 0;
     }
     default:

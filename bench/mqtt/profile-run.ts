@@ -56,5 +56,7 @@ await a.call('teardown');
 a.kill();
 await srv.stop();
 killAll();
-const f = args['no-profile'] ? undefined : readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
-if (!args['no-profile']) console.log(f ? summarize(join(profDir, f), 40).text : `no profile in ${profDir}; log ${srv.logFile}`);
+if (!args['no-profile']) {
+  const f = readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
+  console.log(f ? summarize(join(profDir, f), 40).text : `no profile in ${profDir}; log ${srv.logFile}`);
+}

@@ -57,10 +57,23 @@ export function cpuSeconds(root: number): number {
 
 /** CPU seconds consumed so far by each thread of one process, keyed by thread id. */
 export function threadCpuSeconds(pid: number): Map<number, number> {
+  return perThread(pid, (tid, dir) => {
+    const st = readStat(tid, `${dir}/stat`);
+    return st && st.ticks / CLK_TCK;
+  });
+}
+
+/** `read(tid, dir)` for each thread of pid (dir: /proc/PID/task/TID); a thread that ended meanwhile is left out. */
+function perThread(pid: number, read: (tid: number, dir: string) => number | undefined): Map<number, number> {
   const out = new Map<number, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const st = readStat(Number(tid), `/proc/${pid}/task/${tid}/stat`);
-    if (st) out.set(st.pid, st.ticks / CLK_TCK);
+    let value: number | undefined;
+    try {
+      value = read(Number(tid), `/proc/${pid}/task/${tid}`);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+    if (value !== undefined) out.set(Number(tid), value);
   }
   return out;
 }
@@ -71,15 +84,7 @@ export function threadCpuSeconds(pid: number): Map<number, number> {
  * thread that is idle from one that is ready and crowded out by other threads.
  */
 export function threadWaitSeconds(pid: number): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      out.set(Number(tid), Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[1]) / 1e9);
-    } catch {
-      // The thread ended between the listing and the read.
-    }
-  }
-  return out;
+  return perThread(pid, (_tid, dir) => Number(readFileSync(`${dir}/schedstat`, 'latin1').split(' ')[1]) / 1e9);
 }
 
 /** Resident set size in KiB (VmRSS) summed over the tree under root. */

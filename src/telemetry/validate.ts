@@ -42,7 +42,7 @@ export function validateSample(type: DeviceType, device: string, payload: Buffer
   const result = type.telemetry.safeParse(parsed);
   if (!result.success) {
     const issues = result.error.issues.map(describe);
-    // A path with two issues (ts not a time and in the future) is named once.
+    // A path with two issues (a ts too large for an integer, and so also in the future) is named once.
     return { ok: false, reason: `invalid ${[...new Set(issues.map((i) => i.path))].join(", ")}`, issues };
   }
   const { ts, ...values } = result.data as Record<string, unknown>;

@@ -31,8 +31,6 @@ const STEP_MS = 15_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const connect = (id: string, password: string) => connectPacket({ clientId: id, username: id, password, keepalive: 60 });
-const publish0 = publishPacket;
-const subscribe0 = subscribePacket;
 
 /** A raw MQTT connection that has received its CONNACK. */
 async function rawConnect(port: number, id: string, password: string): Promise<net.Socket> {
@@ -63,7 +61,7 @@ t.test("a stuck subscriber holds publishers back, then is cut off; the flood cos
 
   // The stuck subscriber: subscribes, then never reads again.
   const stuck = await rawConnect(port, "svc", "svc pw");
-  stuck.write(subscribe0("devices/+/telemetry"));
+  stuck.write(subscribePacket("devices/+/telemetry"));
   await sleep(200);
   stuck.pause();
   let stuckClosed = false;
@@ -86,7 +84,7 @@ t.test("a stuck subscriber holds publishers back, then is cut off; the flood cos
   const floodUntil = Date.now() + 3_000;
   while (Date.now() < floodUntil) {
     const batch: Buffer[] = [];
-    for (let i = 0; i < 10; i++) batch.push(publish0("devices/dev1/telemetry", sample(written + i)));
+    for (let i = 0; i < 10; i++) batch.push(publishPacket("devices/dev1/telemetry", sample(written + i)));
     written += 10;
     if (!pub.write(Buffer.concat(batch))) {
       blocked = true;
@@ -140,7 +138,7 @@ t.test("many publishers flood a stuck subscriber that then goes away: the broker
   const port = b.ports.mqtt;
   const stuck = await rawConnect(port, "svc", "svc pw");
   stuck.on("error", () => {});
-  stuck.write(subscribe0("devices/+/telemetry"));
+  stuck.write(subscribePacket("devices/+/telemetry"));
   await sleep(200);
   stuck.pause();
 
@@ -152,7 +150,7 @@ t.test("many publishers flood a stuck subscriber that then goes away: the broker
   await Promise.all(publishers.map(async (p, n) => {
     while (Date.now() < until) {
       const batch: Buffer[] = [];
-      for (let i = 0; i < 50; i++) batch.push(publish0(`devices/${devices[n]!.name}/telemetry`, small(written++)));
+      for (let i = 0; i < 50; i++) batch.push(publishPacket(`devices/${devices[n]!.name}/telemetry`, small(written++)));
       if (!p.write(Buffer.concat(batch))) await Promise.race([new Promise((r) => p.once("drain", r)), sleep(until - Date.now())]);
       else await new Promise((r) => setImmediate(r));
     }

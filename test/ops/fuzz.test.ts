@@ -285,32 +285,21 @@ async function stillServes(t: Test, b: TestBroker, settleMs = 10_000): Promise<v
 // are not slowed down by the address's own failure count.
 const CONFIG = { auth: { failureDelayMs: 0 }, xmpp: { requireTls: false } };
 
-t.test(`MQTT: ${ROUNDS} connections of mutated packets (seed ${SEED})`, async (t) => {
-  const b = await startTestBroker(CONFIG, ACCOUNTS);
-  t.teardown(() => b.close());
-  t.equal(await fuzz(mqttRound, b.ports.mqtt, SEED), ROUNDS, "every round ran");
-  t.same(internalErrors(b), [], "no internal error logged");
-  t.comment(reached(b));
-  await stillServes(t, b);
-});
+/** One part: a fresh broker, the rounds against one of its ports, then the checks. */
+function fuzzPart(name: string, round: (r: Rng, port: number) => Promise<void>, port: (b: TestBroker) => number, settleMs?: number): void {
+  t.test(`${name} (seed ${SEED})`, async (t) => {
+    const b = await startTestBroker(CONFIG, ACCOUNTS);
+    t.teardown(() => b.close());
+    t.equal(await fuzz(round, port(b), SEED), ROUNDS, "every round ran");
+    t.same(internalErrors(b), [], "no internal error logged");
+    t.comment(reached(b));
+    await stillServes(t, b, settleMs);
+  });
+}
 
-t.test(`XMPP: ${ROUNDS} streams of mutated stanzas (seed ${SEED})`, async (t) => {
-  const b = await startTestBroker(CONFIG, ACCOUNTS);
-  t.teardown(() => b.close());
-  t.equal(await fuzz(xmppRound, b.ports.xmpp, SEED), ROUNDS, "every round ran");
-  t.same(internalErrors(b), [], "no internal error logged");
-  t.comment(reached(b));
-  await stillServes(t, b);
-});
-
-t.test(`WebSocket: ${ROUNDS} connections to /xmpp-websocket and /mqtt (seed ${SEED})`, async (t) => {
-  const b = await startTestBroker(CONFIG, ACCOUNTS);
-  t.teardown(() => b.close());
-  t.equal(await fuzz(wsRound, b.ports.http, SEED), ROUNDS, "every round ran");
-  t.same(internalErrors(b), [], "no internal error logged");
-  t.comment(reached(b));
-  // Longer than the ws client's 30 s close timeout: a client that sent its close frame
-  // while the server was not reading is only let go when that timeout destroys the
-  // socket. (Once in ~45 runs of 4,000 rounds a session outlived a 10 s wait here.)
-  await stillServes(t, b, 40_000);
-});
+fuzzPart(`MQTT: ${ROUNDS} connections of mutated packets`, mqttRound, (b) => b.ports.mqtt);
+fuzzPart(`XMPP: ${ROUNDS} streams of mutated stanzas`, xmppRound, (b) => b.ports.xmpp);
+// Longer than the ws client's 30 s close timeout: a client that sent its close frame
+// while the server was not reading is only let go when that timeout destroys the
+// socket. (Once in ~45 runs of 4,000 rounds a session outlived a 10 s wait here.)
+fuzzPart(`WebSocket: ${ROUNDS} connections to /xmpp-websocket and /mqtt`, wsRound, (b) => b.ports.http, 40_000);
