@@ -6,7 +6,7 @@
 // machine even when its own CPU figure is lower.
 //   node --import tsx bench/common/watch-broker.ts [--log FILE] [--every S] [--count N]
 // --log: the broker's log (pid and HTTP port come from its "listening" line);
-// default: the newest switchboard.log of a running bench under the temp dir.
+// default: the newest switchboard.log of a running bench or profile-run under the temp dir.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ const { values: args } = parseArgs({ options: { log: { type: 'string' }, every: 
 function newestBenchLog(): string {
   const logs: Array<[string, number]> = [];
   for (const d of readdirSync(tmpdir())) {
-    if (!/^switchboard-.*bench-/.test(d)) continue;
+    if (!/^switchboard-.*(bench|prof)-/.test(d)) continue; // bench runs and profile-run.ts
     for (const sub of readdirSync(join(tmpdir(), d), { withFileTypes: true })) {
       const f = join(tmpdir(), d, sub.name, 'switchboard.log');
       if (sub.isDirectory()) try { logs.push([f, statSync(f).mtimeMs]); } catch { /* none in this one */ }

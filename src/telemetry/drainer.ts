@@ -40,7 +40,7 @@ export function startDrainer(deps: { spool: Spool; store: TelemetryStore; batchS
   let retryTimer: NodeJS.Timeout | null = null;
 
   function deadLetter(sample: SpooledSample, reason: string): void {
-    const { json: _serialised, ...plain } = sample;
+    const { tagsJson: _tags, fieldsJson: _fields, ...plain } = sample;
     appendFileSync(deadLetterFile, `${JSON.stringify({ at: new Date().toISOString(), reason, sample: plain })}\n`);
     state.deadLettered++;
     log.warn({ device: sample.device, seq: sample.seq, reason }, "sample refused by the store; moved to the dead-letter file");

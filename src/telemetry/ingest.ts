@@ -56,7 +56,8 @@ export function createIngest(deps: { registry: Registry; deviceType: (name: stri
       const validated = validateSample(type, device, payload, now());
       if (!validated.ok) return reject(source, validated.reason, validated.issues);
       // Serialised once, for the point clock, the spool and the store.
-      validated.sample.json = { tags: JSON.stringify(validated.sample.tags), fields: JSON.stringify(validated.sample.fields) };
+      validated.sample.tagsJson = type.tags.length === 0 ? "{}" : JSON.stringify(validated.sample.tags);
+      validated.sample.fieldsJson = JSON.stringify(validated.sample.fields);
       validated.sample.pointNs = points.assign(validated.sample);
       let sample: SpooledSample;
       try {

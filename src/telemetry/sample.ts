@@ -14,7 +14,8 @@ export interface Sample {
   /** Point time in ns (decimal), given by the ingest's point clock; see pointTimeNs. */
   pointNs?: string;
   /** tags and fields as JSON, made once at ingest for the point clock, spool and store. */
-  json?: { tags: string; fields: string };
+  tagsJson?: string;
+  fieldsJson?: string;
 }
 
 /** A sample once it is in the spool: `seq` is its durable, ordered identity. */
@@ -33,7 +34,7 @@ export function pointTimeNs(sample: Sample): string {
 
 /** tags and fields as JSON: the ones made at ingest when there are, else made now. */
 export function serialised(sample: Sample): [tags: string, fields: string] {
-  return sample.json ? [sample.json.tags, sample.json.fields] : [JSON.stringify(sample.tags), JSON.stringify(sample.fields)];
+  return [sample.tagsJson ?? JSON.stringify(sample.tags), sample.fieldsJson ?? JSON.stringify(sample.fields)];
 }
 
 /** The JSON a subscriber sees (XEP-0335 payload, MQTT fan-out of XMPP samples). */

@@ -9,7 +9,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { serialised, type Sample, type SpooledSample } from "./sample.js";
+import type { Sample, SpooledSample } from "./sample.js";
 import { startSqliteWorker } from "./sqlite-worker.js";
 
 export class SpoolFullError extends Error {
@@ -47,17 +47,36 @@ interface Row {
 const TAIL_MAX_BYTES = 32 * 1024 * 1024;
 
 /** The worker's side (sqlite-worker.ts): plain JavaScript, run on the worker thread. */
+const ROW_WIDTH = 8;
 const SPOOL_OPS = `(db) => {
-  const insert = db.prepare("INSERT INTO spool (device, type, measurement, time, tags, fields, bytes, point_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  const COLUMNS = "INSERT INTO spool (device, type, measurement, time, tags, fields, bytes, point_ns) VALUES ";
+  const ROW = "(" + Array(${ROW_WIDTH}).fill("?").join(", ") + ")";
+  // Multi-row INSERTs of 64, 16, 4 and 1 rows: a statement run per row was most of
+  // this thread's time. One writer (this thread) and AUTOINCREMENT: the rows of one
+  // statement get consecutive seqs, the last of which lastInsertRowid gives.
+  const SIZES = [64, 16, 4, 1];
+  const inserts = new Map(SIZES.map((n) => [n, db.prepare(COLUMNS + Array(n).fill(ROW).join(", "))]));
   const remove = db.prepare("DELETE FROM spool WHERE seq <= ?");
-  const commit = db.transaction((rows) => rows.map((r) => Number(insert.run(r).lastInsertRowid)));
+  // rows: ${ROW_WIDTH} values per sample, one flat array (one object to clone, not one per row).
+  const commit = db.transaction((rows) => {
+    const count = rows.length / ${ROW_WIDTH};
+    const seqs = [];
+    let done = 0;
+    for (const n of SIZES) {
+      for (; count - done >= n; done += n) {
+        const last = Number(inserts.get(n).run(rows.slice(done * ${ROW_WIDTH}, (done + n) * ${ROW_WIDTH})).lastInsertRowid);
+        for (let k = n - 1; k >= 0; k--) seqs.push(last - k);
+      }
+    }
+    return seqs;
+  });
   return {
     insert: (rows) => commit(rows),
     remove: (seq) => void remove.run(seq),
   };
 }`;
 
-type Pending = { sample: Sample; tags: string; fields: string; size: number; resolve: (s: SpooledSample) => void; reject: (e: Error) => void };
+type Pending = { sample: Sample; size: number; resolve: (s: SpooledSample) => void; reject: (e: Error) => void };
 
 /** Where the spool of a data directory lives (the embedded store reads it too). */
 export const spoolFile = (dataDir: string): string => join(dataDir, "spool.sqlite");
@@ -86,19 +105,23 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
   let committed = totals.n;
   let lastCommitted = totals.last ?? 0;
   let ackedThrough = 0;
-  // The newest committed samples, oldest first (tail[head] is the oldest kept).
-  let tail: Array<{ sample: SpooledSample; size: number }> = [];
+  // The newest committed samples and their sizes, oldest first (tail[head] is the oldest kept).
+  let tail: SpooledSample[] = [];
+  let tailSizes: number[] = [];
   let head = 0;
   let tailBytes = 0;
   const tailLength = () => tail.length - head;
+  /** Forgets the oldest sample of the tail; returns its size. */
   const shiftTail = () => {
-    const e = tail[head++]!;
-    tailBytes -= e.size;
+    const size = tailSizes[head]!;
+    head++;
+    tailBytes -= size;
     if (head > 4096 && head * 2 > tail.length) {
       tail = tail.slice(head);
+      tailSizes = tailSizes.slice(head);
       head = 0;
     }
-    return e;
+    return size;
   };
 
   let pending: Pending[] = [];
@@ -110,17 +133,19 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
     committing = true;
     const batch = pending;
     pending = [];
-    const rows = batch.map((p) => [p.sample.device, p.sample.type, p.sample.measurement, p.sample.time, p.tags, p.fields, p.size, p.sample.pointNs ?? null]);
+    const rows: unknown[] = [];
+    for (const { sample: s, size } of batch) rows.push(s.device, s.type, s.measurement, s.time, s.tagsJson, s.fieldsJson, size, s.pointNs ?? null);
     // Replies come back in the order the batches were sent, so the tail stays in seq order.
     worker.call<number[]>("insert", rows).then(
       (seqs) => {
         committed += batch.length;
         lastCommitted = seqs[seqs.length - 1] ?? lastCommitted;
         batch.forEach((p, i) => {
-          const s = p.sample;
-          // A literal, not a spread: one object shape for every sample (this runs per sample).
-          const sample: SpooledSample = { device: s.device, type: s.type, measurement: s.measurement, time: s.time, tags: s.tags, fields: s.fields, pointNs: s.pointNs, seq: seqs[i]!, json: { tags: p.tags, fields: p.fields } };
-          tail.push({ sample, size: p.size });
+          // Numbered in place: the ingest made the sample with a `seq` (one object shape).
+          const sample = p.sample as SpooledSample;
+          sample.seq = seqs[i]!;
+          tail.push(sample);
+          tailSizes.push(p.size);
           tailBytes += p.size;
           p.resolve(sample);
         });
@@ -142,20 +167,21 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
 
   return {
     append(sample) {
-      const [tags, fields] = serialised(sample);
-      const size = tags.length + fields.length + sample.device.length + 48;
+      sample.tagsJson ??= JSON.stringify(sample.tags);
+      sample.fieldsJson ??= JSON.stringify(sample.fields);
+      const size = sample.tagsJson.length + sample.fieldsJson.length + sample.device.length + 48;
       // Refuse new samples at the cap; never drop an accepted one.
       if (bytes + size > opts.maxBytes) return Promise.reject(new SpoolFullError(`telemetry spool full (${opts.maxBytes} bytes); the store is not keeping up`));
       bytes += size;
       depth++;
       return new Promise((resolve, reject) => {
         if (pending.length === 0 && !committing) setImmediate(flush);
-        pending.push({ sample, tags, fields, size, resolve, reject });
+        pending.push({ sample, size, resolve, reject });
       });
     },
     peek(limit) {
       // Everything unacknowledged is in the tail: no read at all.
-      if (tailLength() === committed) return tail.slice(head, head + limit).map((e) => e.sample);
+      if (tailLength() === committed) return tail.slice(head, head + limit);
       return select.all(ackedThrough, lastCommitted, limit).map((r) => ({ seq: r.seq, device: r.device, type: r.type, measurement: r.measurement, time: r.time, tags: JSON.parse(r.tags), fields: JSON.parse(r.fields), pointNs: r.point_ns ?? undefined }));
     },
     ack(seq) {
@@ -163,14 +189,14 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
       let n = 0;
       let b = 0;
       // Rows older than the tail are counted from the table.
-      const tailStart = tailLength() ? tail[head]!.sample.seq : lastCommitted + 1;
+      const tailStart = tailLength() ? tail[head]!.seq : lastCommitted + 1;
       if (ackedThrough < tailStart - 1) {
         const r = sizeOf.get(ackedThrough, Math.min(seq, tailStart - 1))!;
         n += r.n;
         b += r.b ?? 0;
       }
-      while (tailLength() && tail[head]!.sample.seq <= seq) {
-        b += shiftTail().size;
+      while (tailLength() && tail[head]!.seq <= seq) {
+        b += shiftTail();
         n++;
       }
       ackedThrough = seq;

@@ -2,7 +2,7 @@
 // short reason (counted by it) and the issues naming each path and rule.
 import type { z } from "zod";
 import type { DeviceType } from "../../devices/index.js";
-import type { FieldValue, Sample } from "./sample.js";
+import type { FieldValue, Sample, SpooledSample } from "./sample.js";
 
 export interface Issue {
   path: string;
@@ -45,18 +45,26 @@ export function validateSample(type: DeviceType, device: string, payload: Buffer
     // A path with two issues (a ts too large for an integer, and so also in the future) is named once.
     return { ok: false, reason: `invalid ${[...new Set(issues.map((i) => i.path))].join(", ")}`, issues };
   }
-  const { ts, ...values } = result.data as Record<string, unknown>;
+  const data = result.data as Record<string, unknown>;
   const tags: Record<string, string> = {};
   const fields: Record<string, FieldValue> = {};
-  for (const [key, value] of Object.entries(values)) {
-    if (value === undefined || value === null) continue;
+  let fieldCount = 0;
+  // A plain loop over the parsed object: no entries arrays or rest copy per sample.
+  for (const key in data) {
+    const value = data[key];
+    if (key === "ts" || value === undefined || value === null) continue;
     if (typeof value === "string" && LINE_BREAK.test(value)) return { ok: false, reason: `invalid ${key}`, issues: [{ path: key, message: "must not contain a line break" }] };
     if (type.tags.includes(key)) tags[key] = String(value);
-    else if (typeof value === "number" || typeof value === "boolean" || typeof value === "string") fields[key] = value;
-    else return { ok: false, reason: `invalid ${key}`, issues: [{ path: key, message: "must be a number, boolean or string" }] };
+    else if (typeof value === "number" || typeof value === "boolean" || typeof value === "string") {
+      fields[key] = value;
+      fieldCount++;
+    } else return { ok: false, reason: `invalid ${key}`, issues: [{ path: key, message: "must be a number, boolean or string" }] };
   }
-  if (Object.keys(fields).length === 0) return { ok: false, reason: "no measurement", issues: [{ path: "(root)", message: "a sample needs at least one field" }] };
+  if (fieldCount === 0) return { ok: false, reason: "no measurement", issues: [{ path: "(root)", message: "a sample needs at least one field" }] };
+  const ts = data.ts;
   const time = ts === undefined ? receivedAt : typeof ts === "number" ? ts : Date.parse(ts as string);
-  // Every property the pipeline adds later is here from the start: one object shape per sample.
-  return { ok: true, sample: { device, type: type.name, measurement: type.measurement, time, tags, fields, pointNs: undefined, json: undefined } };
+  // Every property the pipeline adds later is here from the start (the spool sets
+  // `seq` in place once the sample is committed): one object shape per sample.
+  const sample: SpooledSample = { device, type: type.name, measurement: type.measurement, time, tags, fields, pointNs: undefined, tagsJson: undefined, fieldsJson: undefined, seq: 0 };
+  return { ok: true, sample };
 }

@@ -10,7 +10,7 @@ t.test("pointTimeNs: content-hash digits, the same from the ingest's JSON, the c
   ];
   for (const s of samples) {
     const ns = pointTimeNs(s);
-    t.equal(pointTimeNs({ ...s, json: { tags: JSON.stringify(s.tags), fields: JSON.stringify(s.fields) } }), ns, "the JSON made at ingest gives the same point");
+    t.equal(pointTimeNs({ ...s, tagsJson: JSON.stringify(s.tags), fieldsJson: JSON.stringify(s.fields) }), ns, "the JSON made at ingest gives the same point");
     t.match(ns, new RegExp(`^${s.time}\\d{6}$`));
   }
   // Different content in the same millisecond: different points.
