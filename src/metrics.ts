@@ -60,9 +60,18 @@ export function createMetrics(deps: {
     router.events.on(`pre/${kind}`, () => void child.inc(), 1000);
   }
 
-  const accepted = new Counter({ name: "switchboard_telemetry_accepted_total", help: "Samples accepted into the spool, by source", labelNames: ["source"], registers });
+  // Counted per sample in a plain map and handed to prom-client at scrape time:
+  // its labelled inc() hashes and validates the labels on every call.
+  const acceptedBySource = new Map<string, number>();
+  new Counter({
+    name: "switchboard_telemetry_accepted_total", help: "Samples accepted into the spool, by source", labelNames: ["source"], registers,
+    collect() {
+      this.reset();
+      for (const [source, n] of acceptedBySource) this.inc({ source }, n);
+    },
+  });
   const rejected = new Counter({ name: "switchboard_telemetry_rejected_total", help: "Samples rejected, by reason and source", labelNames: ["reason", "source"], registers });
-  ingest.onSample((_s, source) => accepted.labels(source).inc());
+  ingest.onSample((_s, source) => void acceptedBySource.set(source, (acceptedBySource.get(source) ?? 0) + 1));
   ingest.onReject((reason, source) => rejected.labels(reason, source).inc());
 
   new Gauge({ name: "switchboard_store_backlog_samples", help: "Samples in the spool, not yet confirmed by the store", registers, collect() { this.set(spool.depth); } });
