@@ -17,7 +17,11 @@ export class SpoolFullError extends Error {
 }
 
 export interface Spool {
-  /** Resolves once the sample is durable; rejects with SpoolFullError at the cap. */
+  /**
+   * Resolves once the sample is durable; rejects with SpoolFullError at the cap. The
+   * spool takes the sample over: it resolves with the same object, its JSON and `seq`
+   * set in place (no copy per sample), so a sample is appended once.
+   */
   append(sample: Sample): Promise<SpooledSample>;
   /** The oldest samples, in order. */
   peek(limit: number): SpooledSample[];
@@ -46,8 +50,10 @@ interface Row {
 /** Committed samples kept in memory for the drainer, so it rarely reads the spool back. */
 const TAIL_MAX_BYTES = 32 * 1024 * 1024;
 
-/** The worker's side (sqlite-worker.ts): plain JavaScript, run on the worker thread. */
+/** Values per sample in the rows posted to the worker (the spool table's columns but seq). */
 const ROW_WIDTH = 8;
+
+/** The worker's side (sqlite-worker.ts): plain JavaScript, run on the worker thread. */
 const SPOOL_OPS = `(db) => {
   const COLUMNS = "INSERT INTO spool (device, type, measurement, time, tags, fields, bytes, point_ns) VALUES ";
   const ROW = "(" + Array(${ROW_WIDTH}).fill("?").join(", ") + ")";
