@@ -49,8 +49,9 @@ export function validateSample(type: DeviceType, device: string, payload: Buffer
   const tags: Record<string, string> = {};
   const fields: Record<string, FieldValue> = {};
   let fieldCount = 0;
-  // A plain loop over the parsed object: no entries arrays or rest copy per sample.
-  for (const key in data) {
+  // Own keys only (a for…in would also walk anything enumerable on Object.prototype);
+  // one keys array per sample, not an entries array per key nor a rest copy.
+  for (const key of Object.keys(data)) {
     const value = data[key];
     if (key === "ts" || value === undefined || value === null) continue;
     if (typeof value === "string" && LINE_BREAK.test(value)) return { ok: false, reason: `invalid ${key}`, issues: [{ path: key, message: "must not contain a line break" }] };
