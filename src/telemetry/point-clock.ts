@@ -9,7 +9,7 @@
 // sample on to the next free value. The result is stored with the sample in the
 // spool, so a replay reuses it.
 import { hash } from "node:crypto";
-import type { Sample } from "./sample.js";
+import { serialised, type Sample } from "./sample.js";
 
 const SLOTS = 1_000_000;
 
@@ -50,8 +50,7 @@ export function createPointClock(): PointClock {
   const current = new Map<string, { time: number; slots: number[]; tags: string[]; fields: string[] }>();
   return {
     assign(sample) {
-      const tags = sample.tagsJson ?? JSON.stringify(sample.tags);
-      const fields = sample.fieldsJson ?? JSON.stringify(sample.fields);
+      const [tags, fields] = serialised(sample);
       let slot = fastSlot(tags, fields);
       let ms = current.get(sample.device);
       if (!ms) current.set(sample.device, (ms = { time: sample.time, slots: [], tags: [], fields: [] }));

@@ -9,7 +9,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Sample, SpooledSample } from "./sample.js";
+import { serialised, type Sample, type SpooledSample } from "./sample.js";
 import { startSqliteWorker } from "./sqlite-worker.js";
 
 export class SpoolFullError extends Error {
@@ -173,9 +173,11 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
 
   return {
     append(sample) {
-      sample.tagsJson ??= JSON.stringify(sample.tags);
-      sample.fieldsJson ??= JSON.stringify(sample.fields);
-      const size = sample.tagsJson.length + sample.fieldsJson.length + sample.device.length + 48;
+      // Kept on the sample the spool now owns: its row and the store use them.
+      const [tags, fields] = serialised(sample);
+      sample.tagsJson = tags;
+      sample.fieldsJson = fields;
+      const size = tags.length + fields.length + sample.device.length + 48;
       // Refuse new samples at the cap; never drop an accepted one.
       if (bytes + size > opts.maxBytes) return Promise.reject(new SpoolFullError(`telemetry spool full (${opts.maxBytes} bytes); the store is not keeping up`));
       bytes += size;
