@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { compileTemplate, filtersOverlap, templateProblem } from "../bridges/remote/templates.js";
 
@@ -118,6 +119,10 @@ export const configSchema = z.strictObject({
       failureDelayMs: z.number().int().min(0).default(2000),
       // Verified passwords remembered (keyed digests) so reconnects skip PBKDF2; 0 = off.
       verifiedCacheSize: z.number().int().min(0).default(100_000),
+      // Threads that check passwords (PBKDF2), and how much they yield to the event
+      // loop and the rest of the machine (nice, 0–19): src/auth/hash-pool.ts.
+      hashThreads: z.number().int().min(1).max(64).default(availableParallelism()),
+      hashNice: z.number().int().min(0).max(19).default(10),
     })
     .prefault({}),
 });

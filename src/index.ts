@@ -8,6 +8,7 @@ import { createLogger, type Logger } from "./log.js";
 import { openSqliteRegistry } from "./registry/sqlite.js";
 import type { Registry } from "./registry/registry.js";
 import { createAuthenticator } from "./auth/credentials.js";
+import { startHashPool } from "./auth/hash-pool.js";
 import { createFailureLimiter, type FailureLimiter } from "./auth/limiter.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { connectionRateLimiter } from "./limits.js";
@@ -80,7 +81,9 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const ingest = createIngest({ registry, deviceType, spool, afterAppend: () => drainer.kick() });
 
   const tls = await loadTls({ domain: config.domain, dataDir, cert: config.xmpp.tls?.cert, key: config.xmpp.tls?.key });
-  const auth = createAuthenticator({ registry, domain: config.domain, iterations: config.auth.scramIterations, verifiedCacheSize: config.auth.verifiedCacheSize });
+  const hashPool = await startHashPool({ threads: config.auth.hashThreads, nice: config.auth.hashNice });
+  if (!hashPool.niced) log.warn({ nice: config.auth.hashNice }, "password hashing threads could not lower their priority; a connect storm competes with connected sessions for the CPU");
+  const auth = createAuthenticator({ registry, domain: config.domain, iterations: config.auth.scramIterations, verifiedCacheSize: config.auth.verifiedCacheSize, hashPool });
   const limiter = createFailureLimiter({ freeFailures: config.auth.failuresBeforeDelay, delayMs: config.auth.failureDelayMs });
   // One failure counter per address for every protocol; failures counted per protocol.
   let metrics: Metrics | null = null;
@@ -154,6 +157,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     await drainer.stop(config.tsdb.shutdownFlushMs);
     await spool.close();
     await store.close();
+    await hashPool.close();
     registry.close();
   };
   try {

@@ -4,6 +4,9 @@
 // --reconnects: the same over 2,000 devices that connected once before the profiled window.
 // Writes a V8 CPU profile of the broker to DIR and prints a summary. --no-profile: the
 // same load without the profiler, to watch the broker (bench/common/watch-broker.ts).
+// --checkout DIR: run the broker of another built checkout (an A/B against this one).
+// Every run prints the broker's CPU (all its threads) per message or per connect in
+// the loaded window: a steadier A/B figure than a rate on two shared cores.
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,9 +14,10 @@ import { parseArgs } from 'node:util';
 import { Worker } from '../common/ipc.js';
 import { installCleanup, killAll, provisionSwitchboard, startSwitchboard } from '../common/servers.js';
 import { summarize } from '../bridge/profile.js';
+import { cpuSeconds } from '../xmpp/proc.js';
 import type { ClosedResult, CollectResult, ConnectResult, Cred } from '../common/mqtt-loadgen.js';
 
-const { values: args } = parseArgs({ options: { flood: { type: 'boolean', default: false }, connects: { type: 'boolean', default: false }, reconnects: { type: 'boolean', default: false }, 'no-profile': { type: 'boolean', default: false }, qos: { type: 'string', default: '1' }, seconds: { type: 'string', default: '8' }, dir: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { flood: { type: 'boolean', default: false }, connects: { type: 'boolean', default: false }, reconnects: { type: 'boolean', default: false }, 'no-profile': { type: 'boolean', default: false }, qos: { type: 'string', default: '1' }, seconds: { type: 'string', default: '8' }, dir: { type: 'string' }, checkout: { type: 'string' } } });
 const qos = Number(args.qos) as 0 | 1;
 const work = mkdtempSync(join(tmpdir(), 'switchboard-mqtt-prof-'));
 const profDir = args.dir ?? join(work, 'prof');
@@ -25,7 +29,14 @@ const fresh: Cred[] = args.connects || args.reconnects ? Array.from({ length: ar
 provisionSwitchboard(template, { devices: [...publishers, ...fresh].map((d) => ({ id: d.clientId, password: PASSWORD })), accounts: [{ name: 'sub', role: 'service', password: PASSWORD }] });
 const a = new Worker(new URL('../common/mqtt-loadgen.ts', import.meta.url), 'generator A');
 installCleanup(() => a.kill());
-const srv = await startSwitchboard(join(work, 'sb'), template, { kind: 'embedded' });
+const srv = await startSwitchboard(join(work, 'sb'), template, { kind: 'embedded' }, args.checkout);
+/** Prints the broker's CPU per operation over what `load` did. */
+const perOp = async <T>(load: () => Promise<T>, count: (r: T) => number, what: string): Promise<T> => {
+  const cpu0 = cpuSeconds(srv.pid!);
+  const r = await load();
+  console.log(`broker CPU ${((cpuSeconds(srv.pid!) - cpu0) * 1e6 / count(r)).toFixed(1)} µs per ${what} (all threads, whole call)`);
+  return r;
+};
 const target = { host: '127.0.0.1', port: srv.ports.mqtt! };
 await a.call('setTarget', { target });
 const now = Date.now();
@@ -36,7 +47,7 @@ if (args.connects || args.reconnects) {
     await a.call<ConnectResult>('connectIdle', { creds: fresh, concurrency: 50 });
     await a.call('dropIdle');
   }
-  const r = await a.call<ConnectResult>('connects', { creds: fresh, concurrency: 50, durationMs: ms });
+  const r = await perOp(() => a.call<ConnectResult>('connects', { creds: fresh, concurrency: 50, durationMs: ms }), (r) => r.count, 'connect');
   console.log(`connects: ${(r.count / r.seconds).toFixed(0)}/s ${args.reconnects ? 'reconnecting' : 'first-time'} (${r.count} in ${r.seconds.toFixed(1)} s, ${r.errors} errors)`);
 } else if (args.flood) {
   const b = new Worker(new URL('../common/mqtt-loadgen.ts', import.meta.url), 'generator B');
@@ -49,7 +60,7 @@ if (args.connects || args.reconnects) {
   b.kill();
 } else {
   await a.call('setup', { target, publishers, subscriber: sub });
-  const r = await a.call<ClosedResult>('closed', { qos, window: 10, startAt: now, from: now + 1000, to: now + ms });
+  const r = await perOp(() => a.call<ClosedResult>('closed', { qos, window: 10, startAt: now, from: now + 1000, to: now + ms }), (r) => r.sent, 'message');
   console.log(`delivered ${(r.delivered / ((ms - 1000) / 1000)).toFixed(0)}/s p50 ${r.latency.p50} p99 ${r.latency.p99}`);
 }
 await a.call('teardown');

@@ -1,8 +1,8 @@
 // Password checks shared by every protocol edge (XMPP SASL now, MQTT CONNECT later):
 // one place that knows how credentials are stored and how a login is verified.
 import { createHmac, randomBytes } from "node:crypto";
-import { availableParallelism } from "node:os";
 import type { Credentials, Registry, Account } from "../registry/registry.js";
+import type { HashPool } from "./hash-pool.js";
 import { deriveKeys, normalizePassword, safeEqual, verifyPassword, type ScramHash, type ScramKeys } from "./scram.js";
 
 export async function createCredentials(password: string, iterations: number): Promise<Credentials> {
@@ -25,7 +25,7 @@ export interface Authenticator {
 /**
  * Remembers passwords that were verified, as a keyed digest, so that a device that
  * reconnects (the usual case: a network blip brings a fleet back at once) costs one
- * HMAC instead of a PBKDF2 run (~1.5 ms of a core at 4096 iterations). ejabberd does
+ * HMAC instead of a PBKDF2 run (~0.9 ms of a core at 4096 iterations). ejabberd does
  * the same (auth_use_cache). Only a right password takes the fast path, a wrong one
  * always pays the PBKDF2, so the cache is no oracle. The digest covers the stored key:
  * a changed password misses by itself. The trade-off: someone who can read the
@@ -52,33 +52,14 @@ function verifiedCache(size: number) {
 }
 
 /**
- * At most this many PBKDF2 runs at once: on libuv's pool they would otherwise take
- * every core during a connect storm and stall the event loop's thread, i.e. every
- * connected session. One core is left to the event loop.
+ * `hashPool` runs the PBKDF2 of each password check (hash-pool.ts): on threads that
+ * yield to the event loop, so a connect storm never stalls connected sessions.
+ * Without one (tools, tests) libuv's pool runs it.
  */
-const HASH_SLOTS = Math.max(1, availableParallelism() - 1);
-
-function semaphore(slots: number) {
-  let free = slots;
-  const waiting: Array<() => void> = [];
-  return async <T>(task: () => Promise<T>): Promise<T> => {
-    if (free > 0) free--;
-    else await new Promise<void>((resolve) => waiting.push(resolve));
-    try {
-      return await task();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else free++;
-    }
-  };
-}
-
-export function createAuthenticator(deps: { registry: Registry; domain: string; iterations: number; verifiedCacheSize?: number }): Authenticator {
-  const { registry, domain, iterations } = deps;
+export function createAuthenticator(deps: { registry: Registry; domain: string; iterations: number; verifiedCacheSize?: number; hashPool?: Pick<HashPool, "pbkdf2"> }): Authenticator {
+  const { registry, domain, iterations, hashPool } = deps;
   const decoySecret = randomBytes(32);
   const verified = verifiedCache(deps.verifiedCacheSize ?? 100_000);
-  const hashing = semaphore(HASH_SLOTS);
 
   function resolve(username: string): Account | undefined {
     const at = username.indexOf("@");
@@ -102,7 +83,7 @@ export function createAuthenticator(deps: { registry: Registry; domain: string; 
       const credentials = account && registry.credentials(account.name);
       if (account && credentials && verified.has(account.name, credentials.sha256.storedKey, password)) return account;
       // An unknown user costs the same PBKDF2 as a known one: no timing oracle.
-      const ok = await hashing(() => verifyPassword("sha256", credentials?.sha256 ?? decoy(username, "sha256"), password));
+      const ok = await verifyPassword("sha256", credentials?.sha256 ?? decoy(username, "sha256"), password, hashPool?.pbkdf2);
       if (!ok || !account || !credentials) return undefined;
       verified.add(account.name, credentials.sha256.storedKey, password);
       return account;

@@ -1,8 +1,10 @@
 // SCRAM primitives, RFC 5802 §3 (SHA-1) and RFC 7677 (SHA-256).
-// PBKDF2 runs on libuv's thread pool (async crypto.pbkdf2), never on the event loop.
+// PBKDF2 runs off the event loop: on the hashing threads given (hash-pool.ts), else on
+// libuv's thread pool (async crypto.pbkdf2).
 import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
 import saslprep from "saslprep";
+import type { Pbkdf2 } from "./hash-pool.js";
 
 const pbkdf2Async = promisify(pbkdf2);
 
@@ -43,13 +45,15 @@ export function normalizePassword(password: string): string {
 }
 
 /** SaltedPassword := Hi(Normalize(password), salt, i), RFC 5802 §3. */
-export async function saltedPassword(hash: ScramHash, password: string, salt: Buffer, iterations: number): Promise<Buffer> {
-  return pbkdf2Async(normalizePassword(password), salt, iterations, KEY_LENGTH[hash], hash);
+export async function saltedPassword(hash: ScramHash, password: string, salt: Buffer, iterations: number, pbkdf2: Pbkdf2 = pbkdf2Async): Promise<Buffer> {
+  return pbkdf2(normalizePassword(password), salt, iterations, KEY_LENGTH[hash], hash);
 }
 
-export function keysFromSalted(hash: ScramHash, salted: Buffer): { storedKey: Buffer; serverKey: Buffer; clientKey: Buffer } {
-  const clientKey = hmac(hash, salted, "Client Key");
-  return { clientKey, storedKey: digest(hash, clientKey), serverKey: hmac(hash, salted, "Server Key") };
+/** StoredKey := H(HMAC(SaltedPassword, "Client Key")), RFC 5802 §3: all a password check needs. */
+const storedKeyFromSalted = (hash: ScramHash, salted: Buffer): Buffer => digest(hash, hmac(hash, salted, "Client Key"));
+
+export function keysFromSalted(hash: ScramHash, salted: Buffer): { storedKey: Buffer; serverKey: Buffer } {
+  return { storedKey: storedKeyFromSalted(hash, salted), serverKey: hmac(hash, salted, "Server Key") };
 }
 
 export async function deriveKeys(hash: ScramHash, password: string, iterations: number, salt = randomBytes(16)): Promise<ScramKeys> {
@@ -58,14 +62,14 @@ export async function deriveKeys(hash: ScramHash, password: string, iterations: 
 }
 
 /** A PLAIN login (or MQTT password) checked against stored SCRAM keys. */
-export async function verifyPassword(hash: ScramHash, keys: ScramKeys, password: string): Promise<boolean> {
+export async function verifyPassword(hash: ScramHash, keys: ScramKeys, password: string, pbkdf2?: Pbkdf2): Promise<boolean> {
   let salted: Buffer;
   try {
-    salted = await saltedPassword(hash, password, keys.salt, keys.iterations);
+    salted = await saltedPassword(hash, password, keys.salt, keys.iterations, pbkdf2);
   } catch {
     return false; // SASLprep rejects prohibited characters: such a password cannot match.
   }
-  return safeEqual(keysFromSalted(hash, salted).storedKey, keys.storedKey);
+  return safeEqual(storedKeyFromSalted(hash, salted), keys.storedKey);
 }
 
 /** RFC 5802 §7 attribute list `k=v,k=v` in order; null when malformed. */

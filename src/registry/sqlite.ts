@@ -56,6 +56,9 @@ export interface SqliteRegistryOptions {
 /** Shortest interval between change-log reads caused by lookups of unknown names. */
 const MISS_POLL_MS = 20;
 
+/** How long last-seen times are gathered before one transaction writes them. */
+export const SEEN_WRITE_MS = 100;
+
 export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }: SqliteRegistryOptions): Registry {
   mkdirSync(dataDir, { recursive: true });
   const db = new Database(join(dataDir, "registry.sqlite"));
@@ -138,12 +141,14 @@ export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }
     }
   });
 
-  // Last-seen times are written behind: every device that connects or leaves in one
-  // event-loop turn shares one transaction, written at the end of the turn. One
-  // autocommit per connect and per disconnect was 6 % of the main thread in a
-  // reconnect storm (bench/mqtt/profile-run.ts --reconnects). Reads see pending ones.
+  // Last-seen times are written behind: every device that connects or leaves within
+  // SEEN_WRITE_MS shares one transaction. One autocommit per connect and per
+  // disconnect was 6 % of the main thread in a reconnect storm (bench/mqtt/
+  // profile-run.ts --reconnects); one per event-loop turn still cost ~75 µs per
+  // first-time connect in a storm (--connects). Reads in this process see pending
+  // ones; another process (the CLI) sees them at most SEEN_WRITE_MS later.
   const pendingSeen = new Map<string, LastSeen>();
-  let seenTimer: NodeJS.Immediate | null = null;
+  let seenTimer: NodeJS.Timeout | null = null;
   const writeSeen = db.transaction((entries: Array<[string, LastSeen]>) => {
     for (const [name, seen] of entries) stmt.setLastSeen.run({ name, at: seen.at, status: seen.status });
   });
@@ -197,7 +202,7 @@ export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }
     },
     setLastSeen(name, seen) {
       pendingSeen.set(name, seen);
-      seenTimer ??= setImmediate(flushSeen);
+      seenTimer ??= setTimeout(flushSeen, SEEN_WRITE_MS).unref();
     },
     onChange(listener) {
       listeners.add(listener);
@@ -205,7 +210,7 @@ export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }
     },
     close() {
       clearInterval(timer);
-      if (seenTimer) clearImmediate(seenTimer);
+      if (seenTimer) clearTimeout(seenTimer);
       flushSeen();
       db.close();
     },

@@ -119,6 +119,11 @@ t.test("wrong types and out-of-range values name the key", async (t) => {
     [{ dataDir: 42 }, /dataDir/],
     [{ domain: "" }, /domain/],
     [{ domain: "bad domain" }, /domain/],
+    [{ auth: { hashThreads: 0 } }, /auth\.hashThreads/],
+    [{ auth: { hashThreads: 2.5 } }, /auth\.hashThreads/],
+    [{ auth: { hashNice: 20 } }, /auth\.hashNice/],
+    [{ auth: { hashNice: -1 } }, /auth\.hashNice/],
+    [{ auth: { hashNice: "low" } }, /auth\.hashNice/],
   ];
   for (const [input, key] of cases) {
     const msg = configError(t, () => parseConfig(input), JSON.stringify(input));
