@@ -1,9 +1,9 @@
 // CONTRACT §1: one YAML or JSON file, validated at start; unknown keys are errors
 // and every error names its key, so a typo never passes silently.
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { compileTemplate, filtersOverlap, templateProblem } from "../bridges/remote/templates.js";
 
