@@ -83,6 +83,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const tls = await loadTls({ domain: config.domain, dataDir, cert: config.xmpp.tls?.cert, key: config.xmpp.tls?.key });
   const hashPool = await startHashPool({ threads: config.auth.hashThreads, nice: config.auth.hashNice });
   if (!hashPool.niced) log.warn({ nice: config.auth.hashNice }, "password hashing threads could not lower their priority; a connect storm competes with connected sessions for the CPU");
+  if (!hashPool.native) log.warn("native PBKDF2 not built (npm run build:native); password checks use OpenSSL's, about half as fast");
   const auth = createAuthenticator({ registry, domain: config.domain, iterations: config.auth.scramIterations, verifiedCacheSize: config.auth.verifiedCacheSize, hashPool });
   const limiter = createFailureLimiter({ freeFailures: config.auth.failuresBeforeDelay, delayMs: config.auth.failureDelayMs });
   // One failure counter per address for every protocol; failures counted per protocol.

@@ -7,6 +7,12 @@
 // each hashing thread lowers its own priority (Linux: setpriority on its thread id),
 // so the kernel runs it on whatever CPU the event loop and the rest of the machine
 // leave, and preempts it as soon as they want the core back.
+//
+// SHA-256 runs in native/pbkdf2.c (same result, about twice as fast as OpenSSL 3's
+// PBKDF2; see there) when it is built (`npm run build:native`, part of `npm install`);
+// otherwise, and for other digests, in pbkdf2Sync.
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 
 export type Pbkdf2 = (password: string, salt: Buffer, iterations: number, keyLength: number, digest: string) => Promise<Buffer>;
@@ -15,12 +21,22 @@ export interface HashPool {
   pbkdf2: Pbkdf2;
   /** Whether the threads run at the lower priority (false where the OS refused). */
   readonly niced: boolean;
+  /** Whether SHA-256 runs in the native PBKDF2 (false where it is not built). */
+  readonly native: boolean;
   close(): Promise<void>;
 }
+
+/** The built native PBKDF2, seen from src/auth (tests) or dist/src/auth. */
+export const NATIVE_PBKDF2 =
+  ["native/build/Release/pbkdf2.node", "../../../src/auth/native/build/Release/pbkdf2.node"].map((p) => fileURLToPath(new URL(p, import.meta.url))).find((p) => existsSync(p)) ?? null;
 
 const THREAD = `
 const { parentPort, workerData } = require("node:worker_threads");
 const { pbkdf2Sync } = require("node:crypto");
+let pbkdf2Sha256 = null;
+try {
+  if (workerData.addon) pbkdf2Sha256 = require(workerData.addon).pbkdf2Sha256;
+} catch {}
 const { readlinkSync } = require("node:fs");
 const { setPriority } = require("node:os");
 let niced = false;
@@ -30,10 +46,12 @@ try {
   setPriority(tid, workerData.nice);
   niced = true;
 } catch {}
-parentPort.postMessage({ niced });
+parentPort.postMessage({ niced, native: pbkdf2Sha256 !== null });
 parentPort.on("message", (m) => {
   try {
-    const key = pbkdf2Sync(m.password, m.salt, m.iterations, m.keyLength, m.digest);
+    const key = pbkdf2Sha256 && m.digest === "sha256"
+      ? pbkdf2Sha256(Buffer.from(m.password, "utf8"), m.salt, m.iterations, m.keyLength)
+      : pbkdf2Sync(m.password, m.salt, m.iterations, m.keyLength, m.digest);
     parentPort.postMessage({ key });
   } catch (err) {
     parentPort.postMessage({ error: String((err && err.message) || err) });
@@ -54,14 +72,16 @@ interface Job {
 /**
  * `threads` hashing threads at `nice` (0–19, higher yields more). Each runs one
  * PBKDF2 at a time; further requests wait in order. A thread that dies fails its
- * job and is replaced.
+ * job and is replaced. `native: false` keeps SHA-256 in pbkdf2Sync too.
  */
-export async function startHashPool(opts: { threads: number; nice: number }): Promise<HashPool> {
+export async function startHashPool(opts: { threads: number; nice: number; native?: boolean }): Promise<HashPool> {
+  const addon = opts.native === false ? null : NATIVE_PBKDF2;
   const queue: Job[] = [];
   const running = new Map<Worker, Job>();
   const idle: Worker[] = [];
   let closed = false;
   let niced = true;
+  let native = addon !== null;
 
   function dispatch(): void {
     while (idle.length && queue.length) {
@@ -75,13 +95,14 @@ export async function startHashPool(opts: { threads: number; nice: number }): Pr
   /** Resolves once the thread has set its priority and is idle. */
   function spawn(): Promise<void> {
     return new Promise((ready, failed) => {
-      const worker = new Worker(THREAD, { eval: true, workerData: { nice: opts.nice } });
+      const worker = new Worker(THREAD, { eval: true, workerData: { nice: opts.nice, addon } });
       worker.unref();
       let started = false;
-      worker.on("message", (m: { niced?: boolean; key?: Uint8Array; error?: string }) => {
+      worker.on("message", (m: { niced?: boolean; native?: boolean; key?: Uint8Array; error?: string }) => {
         if (!started) {
           started = true;
           niced &&= m.niced === true;
+          native &&= m.native === true;
           idle.push(worker);
           dispatch();
           return ready();
@@ -110,6 +131,9 @@ export async function startHashPool(opts: { threads: number; nice: number }): Pr
   return {
     get niced() {
       return niced;
+    },
+    get native() {
+      return native;
     },
     pbkdf2(password, salt, iterations, keyLength, digest) {
       if (closed) return Promise.reject(new Error("hash pool closed"));
