@@ -10,6 +10,7 @@
 // is byte-for-byte that of pbkdf2Sync (test/unit/hash-pool.test.ts checks the RFC 7914
 // §11 vectors and random inputs against it).
 #include <node_api.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdint.h>
 #include <string.h>
@@ -46,8 +47,9 @@ static void pbkdf2_sha256(const uint8_t *password, size_t password_len, const ui
   put_be32(block + SHA256_CBLOCK - 4, (SHA256_CBLOCK + SHA256_DIGEST_LENGTH) * 8);
 
   // RFC 8018 §5.2: T_i = U_1 xor U_2 xor ... xor U_c, U_1 = PRF(P, S || INT(i)).
+  uint8_t u[SHA256_DIGEST_LENGTH], t[SHA256_DIGEST_LENGTH];
   for (uint32_t index = 1; out_len > 0; index++) {
-    uint8_t count[4], u[SHA256_DIGEST_LENGTH], t[SHA256_DIGEST_LENGTH];
+    uint8_t count[4];
     put_be32(count, index);
     ctx = inner;
     SHA256_Update(&ctx, salt, salt_len);
@@ -72,8 +74,15 @@ static void pbkdf2_sha256(const uint8_t *password, size_t password_len, const ui
     out += n;
     out_len -= n;
   }
-  memset(key, 0, sizeof key);
-  memset(pad, 0, sizeof pad);
+  // Everything derived from the password is wiped (a plain memset may be optimised away).
+  OPENSSL_cleanse(key, sizeof key);
+  OPENSSL_cleanse(pad, sizeof pad);
+  OPENSSL_cleanse(u, sizeof u);
+  OPENSSL_cleanse(t, sizeof t);
+  OPENSSL_cleanse(block, sizeof block);
+  OPENSSL_cleanse(&inner, sizeof inner);
+  OPENSSL_cleanse(&outer, sizeof outer);
+  OPENSSL_cleanse(&ctx, sizeof ctx);
 }
 
 static napi_value fail(napi_env env, const char *code, const char *message, int range) {
