@@ -33,12 +33,21 @@ export const NATIVE_PBKDF2 =
 const THREAD = `
 const { parentPort, workerData } = require("node:worker_threads");
 const { pbkdf2Sync } = require("node:crypto");
+const { readlinkSync } = require("node:fs");
+const { setPriority } = require("node:os");
 let pbkdf2Sha256 = null;
 try {
   if (workerData.addon) pbkdf2Sha256 = require(workerData.addon).pbkdf2Sha256;
 } catch {}
-const { readlinkSync } = require("node:fs");
-const { setPriority } = require("node:os");
+/** The native PBKDF2 takes bytes; they are wiped after use (a small Buffer shares a pool). */
+const nativeSha256 = (m) => {
+  const password = Buffer.from(m.password, "utf8");
+  try {
+    return pbkdf2Sha256(password, m.salt, m.iterations, m.keyLength);
+  } finally {
+    password.fill(0);
+  }
+};
 let niced = false;
 try {
   // /proc/thread-self -> <pid>/task/<tid>: this thread's id, which setpriority(2) takes on Linux.
@@ -49,9 +58,7 @@ try {
 parentPort.postMessage({ niced, native: pbkdf2Sha256 !== null });
 parentPort.on("message", (m) => {
   try {
-    const key = pbkdf2Sha256 && m.digest === "sha256"
-      ? pbkdf2Sha256(Buffer.from(m.password, "utf8"), m.salt, m.iterations, m.keyLength)
-      : pbkdf2Sync(m.password, m.salt, m.iterations, m.keyLength, m.digest);
+    const key = pbkdf2Sha256 && m.digest === "sha256" ? nativeSha256(m) : pbkdf2Sync(m.password, m.salt, m.iterations, m.keyLength, m.digest);
     parentPort.postMessage({ key });
   } catch (err) {
     parentPort.postMessage({ error: String((err && err.message) || err) });
