@@ -298,11 +298,12 @@ function nodeFlags(): string {
 
 /** `switchboard@DIR` as a broker or pipeline name: DIR, another built checkout to run (an A/B in one interleaved run). */
 export function otherCheckout(name: string): string | undefined {
-  return name.startsWith('switchboard@') ? name.slice('switchboard@'.length) : undefined;
+  const at = name.indexOf('@');
+  return name.startsWith('switchboard') && at > 0 ? name.slice(at + 1) : undefined;
 }
 
-/** Starts Switchboard on a fresh copy of the template's registry; `checkout`: another built checkout to run instead of this one. */
-export async function startSwitchboard(dir: string, templateDir: string, tsdb: TsdbOptions, checkout?: string): Promise<Server> {
+/** A fresh data dir with a copy of the template's registry, and its config file. */
+function switchboardDir(dir: string, templateDir: string, tsdb: TsdbOptions): string {
   const data = join(dir, 'data');
   mkdirSync(data, { recursive: true });
   for (const f of readdirSync(join(templateDir, 'data'))) {
@@ -310,20 +311,41 @@ export async function startSwitchboard(dir: string, templateDir: string, tsdb: T
   }
   const config = join(dir, 'switchboard.yaml');
   writeFileSync(config, switchboardYaml(data, tsdb));
+  return config;
+}
+
+/** Starts Switchboard on a fresh copy of the template's registry; `checkout`: another built checkout to run instead of this one. */
+export async function startSwitchboard(dir: string, templateDir: string, tsdb: TsdbOptions, checkout?: string): Promise<Server> {
+  const config = switchboardDir(dir, templateDir, tsdb);
+  const bin = checkout ? join(checkout, 'bin', 'switchboard.js') : SWITCHBOARD_BIN;
+  return spawnSwitchboard('switchboard', dir, `${bin} start --config ${config}`, true);
+}
+
+/**
+ * Switchboard's MQTT layer alone (bench/common/switchboard-mqtt-layer.mjs: auth, ACL,
+ * presence, limits; every sample accepted at once instead of the telemetry pipeline),
+ * on a fresh copy of the template's registry.
+ */
+export async function startSwitchboardMqttLayer(dir: string, templateDir: string, checkout?: string): Promise<Server> {
+  const config = switchboardDir(dir, templateDir, { kind: 'embedded' });
+  const script = join(REPO, 'bench', 'common', 'switchboard-mqtt-layer.mjs');
+  return spawnSwitchboard('switchboard-mqtt', dir, `${script} ${config}${checkout ? ` ${checkout}` : ''}`, false);
+}
+
+async function spawnSwitchboard(name: string, dir: string, args: string, full: boolean): Promise<Server> {
   const logFile = join(dir, 'switchboard.log');
   const l = onListening();
-  const bin = checkout ? join(checkout, 'bin', 'switchboard.js') : SWITCHBOARD_BIN;
-  const p = spawnServer(`${process.execPath} ${nodeFlags()} ${bin} start --config ${config}`, { cwd: dir, logFile, onLine: l.onLine });
-  const rec = await listeningLine(p, l.line, 'switchboard');
-  const ports = { mqtt: rec.mqtt as number, xmpp: rec.xmpp as number, http: rec.http as number };
+  const p = spawnServer(`${process.execPath} ${nodeFlags()} ${args}`, { cwd: dir, logFile, onLine: l.onLine });
+  const rec = await listeningLine(p, l.line, name);
+  const ports = full ? { mqtt: rec.mqtt as number, xmpp: rec.xmpp as number, http: rec.http as number } : { mqtt: rec.mqtt as number };
   try {
-    await waitForPort(ports.mqtt, p, 'switchboard');
+    await waitForPort(ports.mqtt, p, name);
   } catch (e) {
     await stopSpawned(p);
     throw e;
   }
   // SIGTERM flushes the spool (tsdb.shutdownFlushMs, 5 s by default) before exiting.
-  return { name: 'switchboard', pid: p.pid, ports, logFile, alive: () => isAlive(p), stop: () => stopSpawned(p, 10_000) };
+  return { name, pid: p.pid, ports, logFile, alive: () => isAlive(p), stop: () => stopSpawned(p, 10_000) };
 }
 
 /** Reads a counter or gauge (summed over labels) from Switchboard's /metrics. */
