@@ -65,7 +65,8 @@ const P = {
   pollMs: 100,
   rawConcurrency: Number(args['raw-concurrency']),
   memoryS: Number(args['memory-s'] ?? (args.soak ? 600 : quick ? 15 : 60)),
-  budgetMs: (args.soak ? 20 * 60 : quick ? 115 : 590) * 1000,
+  // Sized for the five pipelines before aedes-sub; grows with each one beyond.
+  budgetMs: (args.soak ? 20 * 60 : quick ? 115 : 590) * 1000 * Math.max(1, args.pipelines!.split(',').filter(Boolean).length / 5),
 };
 const PASSWORD = 'bench-pw-1';
 const publishers: Cred[] = Array.from({ length: P.devices }, (_, i) => ({ clientId: `p${i}`, username: `p${i}`, password: PASSWORD }));
