@@ -11,7 +11,7 @@ import { createAuthenticator } from "./auth/credentials.js";
 import { startHashPool } from "./auth/hash-pool.js";
 import { createFailureLimiter, type FailureLimiter } from "./auth/limiter.js";
 import { createMetrics, type Metrics } from "./metrics.js";
-import { connectionRateLimiter } from "./limits.js";
+import { connectionRateLimiter, type Shape } from "./limits.js";
 import { loadTls } from "./tls.js";
 import { createXmppServer, type XmppServer } from "./xmpp/server.js";
 import { listenTcp } from "./xmpp/tcp.js";
@@ -32,7 +32,7 @@ import { startDrainer, type Drainer } from "./telemetry/drainer.js";
 import { createIngest, type Ingest } from "./telemetry/ingest.js";
 import { sampleJson } from "./telemetry/sample.js";
 import { deviceTypes as shippedTypes, type DeviceType } from "../devices/index.js";
-import { startMqtt, type MqttBroker } from "../bridges/mqtt/broker.js";
+import { startMqtt, type MqttBroker, type MqttOptions } from "../bridges/mqtt/broker.js";
 import { mqttPresence } from "../bridges/mqtt/presence.js";
 import { mqttWebSocket } from "../bridges/mqtt/websocket.js";
 import { deviceTopic } from "../bridges/mqtt/acl.js";
@@ -62,6 +62,30 @@ export interface BrokerOptions {
 
 /** The built operator console: dist/console, whether this file runs from src/ (tsx) or dist/src/. */
 const CONSOLE_DIR = fileURLToPath(new URL(import.meta.url.includes("/dist/src/") ? "../console" : "../dist/console", import.meta.url));
+
+/** Read rates from `limits`: every connection's, and a service account's once authenticated. */
+export function limitShapes(config: Config): { shape: Shape; serviceShape: Shape } {
+  return {
+    shape: { bytesPerSecond: config.limits.bytesPerSecond, burstBytes: config.limits.burstBytes },
+    serviceShape: { bytesPerSecond: config.limits.serviceBytesPerSecond, burstBytes: config.limits.serviceBurstBytes },
+  };
+}
+
+/** The MQTT listeners' options from the config (bench/common/switchboard-mqtt-layer.mjs wires them the same way). */
+export function mqttOptions(config: Config, tls: MqttOptions["tls"], admit: (address: string) => boolean): MqttOptions {
+  const { mqtt } = config;
+  return {
+    host: mqtt.host,
+    port: mqtt.port,
+    tlsPort: mqtt.tlsPort,
+    maxPacketBytes: mqtt.maxPacketBytes,
+    outboundHighWaterBytes: mqtt.outboundHighWaterBytes,
+    slowConsumerTimeoutMs: mqtt.slowConsumerTimeoutMs,
+    tls,
+    ...limitShapes(config),
+    admit,
+  };
+}
 
 /** Most elements in one stanza (the issue's limit). */
 const MAX_CHILDREN = 10_000;
@@ -93,7 +117,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     pending: limiter.pending,
   });
 
-  const serviceShape = { bytesPerSecond: config.limits.serviceBytesPerSecond, burstBytes: config.limits.serviceBurstBytes };
+  const { shape, serviceShape } = limitShapes(config);
   const xmpp = createXmppServer({
     options: {
       domain: config.domain,
@@ -145,7 +169,6 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   let xmppListener: { connections: number } | null = null;
   metrics = createMetrics({ router: xmpp.router, ingest, drainer, spool, dispatcher, mqtt: () => mqttBroker, xmppConnections: () => xmppListener?.connections ?? 0, bridges: () => bridges.map((b) => b.state) });
 
-  const shape = { bytesPerSecond: config.limits.bytesPerSecond, burstBytes: config.limits.burstBytes };
   const connections = connectionRateLimiter(config.limits.connectionsPerSecond, config.limits.connectionBurst);
   const admit = (address: string) => {
     const ok = connections.allow(address);
@@ -185,7 +208,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     listeners.push({ close: () => Promise.all(bridges.map((b) => b.close())).then(() => {}) });
     bridgeDisco({ router: xmpp.router, disco: xmpp.disco, bridges });
     const mqtt = await startMqtt({
-      options: { host: config.mqtt.host, port: config.mqtt.port, tlsPort: config.mqtt.tlsPort, maxPacketBytes: config.mqtt.maxPacketBytes, outboundHighWaterBytes: config.mqtt.outboundHighWaterBytes, slowConsumerTimeoutMs: config.mqtt.slowConsumerTimeoutMs, tls, shape, serviceShape, admit },
+      options: mqttOptions(config, tls, admit),
       auth,
       limiter: counted("mqtt"),
       presence: devicesOnMqtt,

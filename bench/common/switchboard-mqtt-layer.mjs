@@ -18,10 +18,10 @@ import { pathToFileURL } from 'node:url';
 const [configFile, checkout = new URL('../..', import.meta.url).pathname] = process.argv.slice(2);
 const dist = (path) => import(pathToFileURL(join(checkout, 'dist', path)).href);
 const [{ loadConfig }, { createLogger }, { openSqliteRegistry }, { startHashPool }, { createAuthenticator }, { createFailureLimiter },
-  { connectionRateLimiter }, { createXmppServer }, { createDeviceAgent }, { mqttPresence }, { startMqtt }] = await Promise.all([
+  { connectionRateLimiter }, { createXmppServer }, { createDeviceAgent }, { mqttPresence }, { startMqtt }, { limitShapes, mqttOptions }] = await Promise.all([
   dist('src/config.js'), dist('src/log.js'), dist('src/registry/sqlite.js'), dist('src/auth/hash-pool.js'), dist('src/auth/credentials.js'),
   dist('src/auth/limiter.js'), dist('src/limits.js'), dist('src/xmpp/server.js'), dist('src/xmpp/modules/device-agent.js'),
-  dist('bridges/mqtt/presence.js'), dist('bridges/mqtt/broker.js'),
+  dist('bridges/mqtt/presence.js'), dist('bridges/mqtt/broker.js'), dist('src/index.js'),
 ]);
 
 const config = loadConfig(configFile);
@@ -30,7 +30,7 @@ const registry = openSqliteRegistry({ dataDir: resolve(config.dataDir) });
 const hashPool = await startHashPool({ threads: config.auth.hashThreads, nice: config.auth.hashNice });
 const auth = createAuthenticator({ registry, domain: config.domain, iterations: config.auth.scramIterations, verifiedCacheSize: config.auth.verifiedCacheSize, hashPool });
 const limiter = createFailureLimiter({ freeFailures: config.auth.failuresBeforeDelay, delayMs: config.auth.failureDelayMs });
-const serviceShape = { bytesPerSecond: config.limits.serviceBytesPerSecond, burstBytes: config.limits.serviceBurstBytes };
+const { serviceShape } = limitShapes(config);
 const xmpp = createXmppServer({
   options: { domain: config.domain, requireTls: false, maxStanzaBytes: config.xmpp.maxStanzaBytes, negotiationTimeoutMs: config.xmpp.negotiationTimeoutMs, serviceShape },
   registry, auth, limiter, log,
@@ -41,13 +41,8 @@ const connections = connectionRateLimiter(config.limits.connectionsPerSecond, co
 // Every sample accepted at once: the pipeline of issue 4 is not what this measures.
 const accepted = { ok: true };
 const mqtt = await startMqtt({
-  options: {
-    host: config.mqtt.host, port: config.mqtt.port, tlsPort: null, maxPacketBytes: config.mqtt.maxPacketBytes,
-    outboundHighWaterBytes: config.mqtt.outboundHighWaterBytes, slowConsumerTimeoutMs: config.mqtt.slowConsumerTimeoutMs,
-    tls: { cert: '', key: '' },
-    shape: { bytesPerSecond: config.limits.bytesPerSecond, burstBytes: config.limits.burstBytes }, serviceShape,
-    admit: (address) => connections.allow(address),
-  },
+  // TCP only (the bench's config has no TLS port), so no certificate.
+  options: { ...mqttOptions(config, { cert: '', key: '' }, (address) => connections.allow(address)), tlsPort: null },
   auth, limiter, presence,
   telemetry: () => Promise.resolve(accepted),
   onReply: () => {},

@@ -3,12 +3,12 @@
 //
 //   node --import tsx bench/mqtt/run.ts [--quick] [--brokers mosquitto,aedes,switchboard,switchboard-mqtt]
 //        (`switchboard@DIR` or `switchboard-mqtt@DIR` in --brokers: another built checkout, for an interleaved A/B)
+//        [--runs N] [--idle N] [--json FILE] [--keep] [--no-build]
 //
 // `switchboard` is the whole broker (its telemetry pipeline validates and spools
 // every sample before the PUBACK); `switchboard-mqtt` is its MQTT layer alone
 // (auth, ACL, presence, limits; samples accepted at once), what issue 3's QoS 1
 // target names: bench/common/switchboard-mqtt-layer.mjs.
-//        [--runs N] [--idle N] [--json FILE] [--keep] [--no-build]
 //
 // One broker runs at a time; runs are interleaved (M A S, M A S, …) so slow
 // drift of the machine favours none. Each figure is the median over runs.
@@ -52,6 +52,7 @@ const { values: args } = parseArgs({
 const onePhase = args['qos1-only']! || args['connects-only']!;
 
 const quick = args.quick!;
+const names = args.brokers!.split(',').map((s) => s.trim()).filter(Boolean);
 const P = {
   runs: Number(args.runs ?? (quick ? 1 : 3)),
   devices: 50,
@@ -64,7 +65,7 @@ const P = {
   connectMs: quick ? 1_500 : 3_000,
   concurrency: 50,
   // ~10 min for the three brokers of the issue, more for each broker beyond them.
-  budgetMs: (quick ? 115 : 590) * 1000 * Math.max(1, args.brokers!.split(',').filter(Boolean).length / 3),
+  budgetMs: (quick ? 115 : 590) * 1000 * Math.max(1, names.length / 3),
 };
 const PASSWORD = 'bench-pw-1';
 const publishers: Cred[] = Array.from({ length: P.devices }, (_, i) => ({ clientId: `p${i}`, username: `p${i}`, password: PASSWORD }));
@@ -327,8 +328,6 @@ function report(results: Map<string, RunResult[]>, errors: Map<string, string>):
     const q1 = m(sb, (r) => r.qos1?.rate);
     lines.push(`| the whole broker: each sample also validated and committed to the spool before its PUBACK, and stored (switchboard) | ` +
       `${fmt(q1)} vs ${fmt(a1)} msg/s = ${ratio(q1, a1)} | ${ae.length ? (q1 >= 0.8 * a1 ? 'at or above 0.8×' : 'below 0.8×') : 'no aedes run'} |`);
-  }
-  if (sb.length) {
     const p99 = m(sb, (r) => r.fixed?.p99);
     const cp = m(sb, (r) => r.connPar), sp = m(sb, (r) => r.stall?.stormP99);
     const cw = m(sb, (r) => r.connParWarm), sw = m(sb, (r) => r.stall?.warmStormP99);
@@ -355,7 +354,6 @@ function report(results: Map<string, RunResult[]>, errors: Map<string, string>):
 // ------------------------------------------------------------ main
 
 async function main(): Promise<number> {
-  const names = args.brokers!.split(',').map((s) => s.trim()).filter(Boolean);
   work = mkdtempSync(join(tmpdir(), 'switchboard-mqtt-bench-'));
   log(`work dir ${work}; ${machine()}; load ${fmt(load1(), 2)}; ${P.runs} run(s); Mosquitto ${mosquittoVersion()}; switchboard ${gitDescribe()}`);
   const results = new Map<string, RunResult[]>(names.map((n) => [n, []]));
