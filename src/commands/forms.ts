@@ -6,6 +6,7 @@
 // schema itself, so the form and the check can never disagree.
 import xml, { type Element } from "@xmpp/xml";
 import { z } from "zod";
+import { isMissing } from "../zod-issues.js";
 
 export const NS_DATA = "jabber:x:data";
 export const NS_VALIDATE = "http://jabber.org/protocol/xdata-validate";
@@ -108,7 +109,7 @@ export function readForm<T extends z.ZodObject>(schema: T, x: Element | undefine
     const issue = parsed.error.issues[0]!;
     if (issue.code === "unrecognized_keys") return { ok: false, text: `${issue.keys.join(", ")}: unknown field` };
     const path = issue.path.join(".") || "form";
-    const message = issue.code === "invalid_type" && issue.input === undefined ? "is required" : issue.message.replace(/^Invalid input: /, "");
+    const message = isMissing(issue, raw) ? "is required" : issue.message.replace(/^Invalid input: /, "");
     return { ok: false, text: `${path}: ${message}` };
   }
   return { ok: true, value: parsed.data };

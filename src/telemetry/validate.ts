@@ -3,6 +3,7 @@
 import type { z } from "zod";
 import type { DeviceType } from "../../devices/index.js";
 import type { FieldValue, Sample, SpooledSample } from "./sample.js";
+import { isMissing } from "../zod-issues.js";
 
 export interface Issue {
   path: string;
@@ -27,12 +28,11 @@ export function parsePayload(payload: Buffer | string | unknown): unknown | Reje
 const isRejection = (value: unknown): value is Rejection =>
   typeof value === "object" && value !== null && "reason" in value && "issues" in value && Object.keys(value).length === 2;
 
-function describe(issue: z.core.$ZodIssue): Issue {
+function describe(issue: z.core.$ZodIssue, input: unknown): Issue {
   const path = issue.path.map(String).join(".") || "(root)";
-  let message = issue.message;
   if (issue.code === "unrecognized_keys") return { path: issue.keys.join(", "), message: `unknown key${issue.keys.length > 1 ? "s" : ""}` };
-  if (issue.code === "invalid_type" && issue.input === undefined) message = "required";
-  return { path, message: message.replace(/^Invalid input: /, "") };
+  if (isMissing(issue, input)) return { path, message: "required" };
+  return { path, message: issue.message.replace(/^Invalid input: /, "") };
 }
 
 export function validateSample(type: DeviceType, device: string, payload: Buffer | string | unknown, receivedAt: number): Validated {
@@ -41,7 +41,7 @@ export function validateSample(type: DeviceType, device: string, payload: Buffer
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return { ok: false, reason: "telemetry must be an object", issues: [] };
   const result = type.telemetry.safeParse(parsed);
   if (!result.success) {
-    const issues = result.error.issues.map(describe);
+    const issues = result.error.issues.map((issue) => describe(issue, parsed));
     // A path with two issues (a ts too large for an integer, and so also in the future) is named once.
     return { ok: false, reason: `invalid ${[...new Set(issues.map((i) => i.path))].join(", ")}`, issues };
   }

@@ -58,7 +58,8 @@ t.test("MQTT telemetry is validated, stored in InfluxDB and fanned out; bad samp
   for (const [payload] of bad) await dev.publishAsync("devices/dev1/telemetry", payload, { qos: 1 });
   await waitFor(() => errors.length >= bad.length || undefined);
   bad.forEach(([payload, pattern], i) => t.match(JSON.stringify(errors[i]), pattern, `error for ${payload.slice(0, 40)}`));
-  t.match(errors[2], { topic: "devices/dev1/telemetry", issues: [{ path: "temperature" }] });
+  t.match(errors[2], { topic: "devices/dev1/telemetry", issues: [{ path: "temperature", message: "expected number, received string" }] });
+  t.same(errors[5].issues, [{ path: "temperature", message: "required" }], "a missing key is reported as required, a wrong type as its type");
   t.match(errors[3].issues[0].message, /125/, "names the rule");
   t.same(errors[6].issues.map((i: { message: string }) => i.message), ["Invalid ISO datetime"], "a ts that is not a time is reported as that alone, not also as in the future");
   t.equal(errors[6].error, "invalid ts");
