@@ -5,6 +5,7 @@
 // Writes a V8 CPU profile of the broker to DIR and prints a summary. --no-profile: the
 // same load without the profiler, to watch the broker (bench/common/watch-broker.ts).
 // --checkout DIR: run the broker of another built checkout (an A/B against this one).
+// --influx: the store is a private InfluxDB (bench/telemetry's pipeline) instead of the embedded one.
 // Every run prints the broker's CPU (all its threads) per message or per connect in
 // the loaded window: a steadier A/B figure than a rate on two shared cores.
 import { mkdtempSync, readdirSync } from 'node:fs';
@@ -12,12 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from '../common/ipc.js';
-import { installCleanup, killAll, provisionSwitchboard, startSwitchboard } from '../common/servers.js';
+import { installCleanup, killAll, provisionSwitchboard, startInflux, startSwitchboard } from '../common/servers.js';
 import { summarize } from '../bridge/profile.js';
 import { cpuSeconds } from '../xmpp/proc.js';
 import type { ClosedResult, CollectResult, ConnectResult, Cred } from '../common/mqtt-loadgen.js';
 
-const { values: args } = parseArgs({ options: { flood: { type: 'boolean', default: false }, connects: { type: 'boolean', default: false }, reconnects: { type: 'boolean', default: false }, 'no-profile': { type: 'boolean', default: false }, qos: { type: 'string', default: '1' }, seconds: { type: 'string', default: '8' }, dir: { type: 'string' }, checkout: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { flood: { type: 'boolean', default: false }, connects: { type: 'boolean', default: false }, reconnects: { type: 'boolean', default: false }, 'no-profile': { type: 'boolean', default: false }, qos: { type: 'string', default: '1' }, seconds: { type: 'string', default: '8' }, dir: { type: 'string' }, checkout: { type: 'string' }, influx: { type: 'boolean', default: false } } });
 const qos = Number(args.qos) as 0 | 1;
 const work = mkdtempSync(join(tmpdir(), 'switchboard-mqtt-prof-'));
 const profDir = args.dir ?? join(work, 'prof');
@@ -29,7 +30,8 @@ const fresh: Cred[] = args.connects || args.reconnects ? Array.from({ length: ar
 provisionSwitchboard(template, { devices: [...publishers, ...fresh].map((d) => ({ id: d.clientId, password: PASSWORD })), accounts: [{ name: 'sub', role: 'service', password: PASSWORD }] });
 const a = new Worker(new URL('../common/mqtt-loadgen.ts', import.meta.url), 'generator A');
 installCleanup(() => a.kill());
-const srv = await startSwitchboard(join(work, 'sb'), template, { kind: 'embedded' }, args.checkout);
+const influx = args.influx ? await startInflux(join(work, 'influx')) : null;
+const srv = await startSwitchboard(join(work, 'sb'), template, influx ? { kind: 'influx', url: influx.url, database: 'switchboard', batchSize: 5_000, flushMs: 1_000 } : { kind: 'embedded' }, args.checkout);
 /** Prints the broker's CPU per operation over what `load` did. */
 const perOp = async <T>(load: () => Promise<T>, count: (r: T) => number, what: string): Promise<T> => {
   const cpu0 = cpuSeconds(srv.pid!);
@@ -59,13 +61,16 @@ if (args.connects || args.reconnects) {
   console.log((await (await fetch(`http://127.0.0.1:${srv.ports.http}/metrics`)).text()).split('\n').filter((l) => /^switchboard_/.test(l) && !/ 0$/.test(l)).join('\n'));
   b.kill();
 } else {
-  await a.call('setup', { target, publishers, subscriber: sub });
+  // With InfluxDB, as bench/telemetry: no subscriber, a sample's loop ends at its PUBACK.
+  await a.call('setup', { target, publishers, subscriber: influx ? undefined : sub });
   const r = await perOp(() => a.call<ClosedResult>('closed', { qos, window: 10, startAt: now, from: now + 1000, to: now + ms }), (r) => r.sent, 'message');
-  console.log(`delivered ${(r.delivered / ((ms - 1000) / 1000)).toFixed(0)}/s p50 ${r.latency.p50} p99 ${r.latency.p99}`);
+  const secs = (ms - 1000) / 1000;
+  console.log(influx ? `acknowledged ${(r.acked / secs).toFixed(0)}/s` : `delivered ${(r.delivered / secs).toFixed(0)}/s p50 ${r.latency.p50} p99 ${r.latency.p99}`);
 }
 await a.call('teardown');
 a.kill();
 await srv.stop();
+await influx?.stop();
 killAll();
 if (!args['no-profile']) {
   const f = readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));

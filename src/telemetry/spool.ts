@@ -36,56 +36,86 @@ export interface Spool {
   close(): Promise<void>;
 }
 
-interface Row {
-  seq: number;
-  device: string;
-  type: string;
-  measurement: string;
-  time: number;
-  tags: string;
-  fields: string;
-  point_ns: string | null;
+/**
+ * One spooled sample as text: `[device, type, measurement, time, pointNs|null]`, its
+ * tags JSON and its fields JSON, tab-separated. JSON never holds a raw tab or line
+ * break, so a commit's samples are one text, a line each: one row and one string
+ * to hand to the worker per commit, where a row per sample (eight bound values each)
+ * cost the worker a B-tree insert per sample and the main thread a structured clone
+ * of every value.
+ */
+export function sampleLine(s: Sample, head = lineHead(s)): string {
+  const pointNs = s.pointNs === undefined ? "null" : `"${s.pointNs}"`;
+  return `${head}${s.time},${pointNs}]\t${s.tagsJson}\t${s.fieldsJson}`;
+}
+
+/** The start of a sample's line, the same for every sample of a device: `[device,type,measurement,`. */
+const lineHead = (s: Sample) => `[${JSON.stringify(s.device)},${JSON.stringify(s.type)},${JSON.stringify(s.measurement)},`;
+
+/** The sample of a spooled line (sampleLine), numbered `seq`. */
+export function parseSampleLine(line: string, seq: number): SpooledSample {
+  const [head, tagsJson, fieldsJson] = line.split("\t") as [string, string, string];
+  const [device, type, measurement, time, pointNs] = JSON.parse(head) as [string, string, string, number, string | null];
+  return { seq, device, type, measurement, time, tags: JSON.parse(tagsJson), fields: JSON.parse(fieldsJson), pointNs: pointNs ?? undefined, tagsJson, fieldsJson };
+}
+
+/** A sample's share of the spool's byte count: its line and its line break. */
+const lineBytes = (line: string) => line.length + 1;
+
+interface BatchRow {
+  first_seq: number;
+  last_seq: number;
+  bytes: number;
+  rows: string;
 }
 
 /** Committed samples kept in memory for the drainer, so it rarely reads the spool back. */
 const TAIL_MAX_BYTES = 32 * 1024 * 1024;
 
-/** Values per sample in the rows posted to the worker (the spool table's columns but seq). */
-const ROW_WIDTH = 8;
-
-/** The worker's side (sqlite-worker.ts): plain JavaScript, run on the worker thread. */
+/**
+ * The worker's side (sqlite-worker.ts): plain JavaScript, run on the worker thread.
+ * A commit is one row (its samples' lines, seqs first_seq..last_seq); the highest seq
+ * the store confirmed is kept beside the rows, so a row the store has only partly
+ * taken is replayed from the sample after it.
+ */
 const SPOOL_OPS = `(db) => {
-  const COLUMNS = "INSERT INTO spool (device, type, measurement, time, tags, fields, bytes, point_ns) VALUES ";
-  const ROW = "(" + Array(${ROW_WIDTH}).fill("?").join(", ") + ")";
-  // Multi-row INSERTs of 64, 16, 4 and 1 rows: a statement run per row was most of
-  // this thread's time. One writer (this thread) and AUTOINCREMENT: the rows of one
-  // statement get consecutive seqs, the last of which lastInsertRowid gives.
-  const SIZES = [64, 16, 4, 1];
-  const inserts = new Map(SIZES.map((n) => [n, db.prepare(COLUMNS + Array(n).fill(ROW).join(", "))]));
-  const remove = db.prepare("DELETE FROM spool WHERE seq <= ?");
-  // rows: ${ROW_WIDTH} values per sample, one flat array (one object to clone, not one per row).
-  const commit = db.transaction((rows) => {
-    const count = rows.length / ${ROW_WIDTH};
-    const seqs = [];
-    let done = 0;
-    for (const n of SIZES) {
-      for (; count - done >= n; done += n) {
-        const last = Number(inserts.get(n).run(rows.slice(done * ${ROW_WIDTH}, (done + n) * ${ROW_WIDTH})).lastInsertRowid);
-        for (let k = n - 1; k >= 0; k--) seqs.push(last - k);
-      }
-    }
-    return seqs;
+  const insert = db.prepare("INSERT INTO spool_batches (first_seq, last_seq, bytes, rows) VALUES (?, ?, ?, ?)");
+  const removeRows = db.prepare("DELETE FROM spool_batches WHERE last_seq <= ?");
+  const setAcked = db.prepare("INSERT INTO spool_acked (id, seq) VALUES (0, ?) ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)");
+  const remove = db.transaction((seq) => {
+    removeRows.run(seq);
+    setAcked.run(seq);
   });
   return {
-    insert: (rows) => commit(rows),
-    remove: (seq) => void remove.run(seq),
+    insert: (batch) => void insert.run(batch),
+    remove: (seq) => remove(seq),
   };
 }`;
 
-type Pending = { sample: Sample; size: number; resolve: (s: SpooledSample) => void; reject: (e: Error) => void };
+type Pending = { sample: Sample; line: string; resolve: (s: SpooledSample) => void; reject: (e: Error) => void };
 
 /** Where the spool of a data directory lives (the embedded store reads it too). */
 export const spoolFile = (dataDir: string): string => join(dataDir, "spool.sqlite");
+
+/** The tables, and a spool of the earlier layout (a row per sample) moved into them. */
+function prepareTables(db: Database.Database): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS spool_batches (first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, bytes INTEGER NOT NULL, rows TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS spool_acked (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL)`);
+  if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spool'").get()) return;
+  const columns = db.prepare<[], { name: string }>("PRAGMA table_info(spool)").all().map((c) => c.name);
+  const old = db.prepare<[], { seq: number; device: string; type: string; measurement: string; time: number; tags: string; fields: string; point_ns?: string | null }>(
+    `SELECT seq, device, type, measurement, time, tags, fields${columns.includes("point_ns") ? ", point_ns" : ""} FROM spool ORDER BY seq`,
+  );
+  const insert = db.prepare("INSERT INTO spool_batches (first_seq, last_seq, bytes, rows) VALUES (?, ?, ?, ?)");
+  db.transaction(() => {
+    // A row each: the old seqs need not be consecutive. Its `seq` kept, so nothing renumbers.
+    for (const r of old.all()) {
+      const line = sampleLine({ device: r.device, type: r.type, measurement: r.measurement, time: r.time, tags: {}, fields: {}, pointNs: r.point_ns ?? undefined, tagsJson: r.tags, fieldsJson: r.fields });
+      insert.run(r.seq, r.seq, lineBytes(line), line);
+    }
+    db.exec("DROP TABLE spool");
+  })();
+}
 
 export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (err: Error) => void }): Spool {
   mkdirSync(opts.dataDir, { recursive: true });
@@ -94,23 +124,56 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
   // every write goes through the worker, off the event loop.
   const db = new Database(file);
   db.pragma("journal_mode = WAL");
-  db.exec(`CREATE TABLE IF NOT EXISTS spool (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, type TEXT NOT NULL, measurement TEXT NOT NULL,
-    time INTEGER NOT NULL, tags TEXT NOT NULL, fields TEXT NOT NULL, bytes INTEGER NOT NULL, point_ns TEXT)`);
-  // Spools written before point_ns existed: their rows fall back to the content hash.
-  if (!db.prepare<[], { name: string }>("PRAGMA table_info(spool)").all().some((c) => c.name === "point_ns")) db.exec("ALTER TABLE spool ADD COLUMN point_ns TEXT");
-  const select = db.prepare<[number, number, number], Row>("SELECT seq, device, type, measurement, time, tags, fields, point_ns FROM spool WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?");
-  const sizeOf = db.prepare<[number, number], { n: number; b: number | null }>("SELECT count(*) AS n, sum(bytes) AS b FROM spool WHERE seq > ? AND seq <= ?");
-  const totals = db.prepare<[], { n: number; b: number | null; last: number | null }>("SELECT count(*) AS n, sum(bytes) AS b, max(seq) AS last FROM spool").get()!;
+  prepareTables(db);
+  /** The rows holding samples after `seq`, oldest first. */
+  const rowsAfter = db.prepare<[number], BatchRow>("SELECT first_seq, last_seq, bytes, rows FROM spool_batches WHERE last_seq > ? ORDER BY first_seq");
+  let ackedThrough = db.prepare<[], { seq: number }>("SELECT seq FROM spool_acked WHERE id = 0").get()?.seq ?? 0;
+
+  /** Visits each stored sample line with a seq in (from, to], in order, until `visit` returns false. */
+  function storedLines(from: number, to: number, visit: (line: string, seq: number) => boolean | void): void {
+    for (const row of rowsAfter.iterate(from)) {
+      if (row.first_seq > to) break;
+      const lines = row.rows.split("\n");
+      for (let i = Math.max(0, from + 1 - row.first_seq); i < lines.length && row.first_seq + i <= to; i++) {
+        if (visit(lines[i]!, row.first_seq + i) === false) return;
+      }
+    }
+  }
+  // Rows wholly inside a range are summed in SQL; only the (at most two) rows across
+  // its ends are split into lines. Within a row, seqs are consecutive.
+  const wholeRows = db.prepare<[number, number], { n: number; b: number }>(
+    "SELECT coalesce(sum(last_seq - first_seq + 1), 0) AS n, coalesce(sum(bytes), 0) AS b FROM spool_batches WHERE first_seq > ? AND last_seq <= ?",
+  );
+  const edgeRows = db.prepare<[{ from: number; to: number }], BatchRow>(
+    "SELECT first_seq, last_seq, bytes, rows FROM spool_batches WHERE (first_seq <= @from AND last_seq > @from) OR (first_seq <= @to AND last_seq > @to)",
+  );
+  /** How many stored samples have a seq in (from, to], and their bytes. */
+  function measure(from: number, to: number): { n: number; b: number } {
+    let { n, b } = wholeRows.get(from, to)!;
+    for (const row of edgeRows.all({ from, to })) {
+      row.rows.split("\n").forEach((line, i) => {
+        const seq = row.first_seq + i;
+        if (seq > from && seq <= to) {
+          n++;
+          b += lineBytes(line);
+        }
+      });
+    }
+    return { n, b };
+  }
+
+  const lastRow = db.prepare<[], { last: number | null }>("SELECT max(last_seq) AS last FROM spool_batches").get()!;
+  let lastCommitted = Math.max(lastRow.last ?? 0, ackedThrough);
+  const stored = measure(ackedThrough, lastCommitted);
+  /** Samples accepted (committed or being committed) and not yet acknowledged by the store. */
+  let depth = stored.n;
+  let bytes = stored.b;
+  /** Committed and not yet acknowledged. */
+  let committed = stored.n;
+  /** Given by the spool, in append order, so a commit's samples are consecutive. */
+  let nextSeq = lastCommitted + 1;
   const worker = startSqliteWorker({ file, ops: SPOOL_OPS }, opts.onError ?? (() => {}));
 
-  /** Samples accepted (committed or being committed) and not yet acknowledged by the store. */
-  let depth = totals.n;
-  let bytes = totals.b ?? 0;
-  /** Committed and not yet acknowledged. */
-  let committed = totals.n;
-  let lastCommitted = totals.last ?? 0;
-  let ackedThrough = 0;
   // The newest committed samples and their sizes, oldest first (tail[head] is the oldest kept).
   let tail: SpooledSample[] = [];
   let tailSizes: number[] = [];
@@ -130,6 +193,8 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
     return size;
   };
 
+  /** Each device's line head, made once (a device's type rarely changes). */
+  const heads = new Map<string, { type: string; measurement: string; text: string }>();
   let pending: Pending[] = [];
   // One commit in flight at a time: what arrives meanwhile goes in the next one, so
   // a busy broker makes fewer, larger transactions (and fewer thread hops).
@@ -139,20 +204,28 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
     committing = true;
     const batch = pending;
     pending = [];
-    const rows: unknown[] = [];
-    for (const { sample: s, size } of batch) rows.push(s.device, s.type, s.measurement, s.time, s.tagsJson, s.fieldsJson, size, s.pointNs ?? null);
+    const first = nextSeq;
+    nextSeq += batch.length;
+    let size = 0;
+    let rows = "";
+    for (let i = 0; i < batch.length; i++) {
+      const line = batch[i]!.line;
+      size += lineBytes(line);
+      rows += i === 0 ? line : `\n${line}`;
+    }
     // Replies come back in the order the batches were sent, so the tail stays in seq order.
-    worker.call<number[]>("insert", rows).then(
-      (seqs) => {
+    worker.call("insert", [first, first + batch.length - 1, size, rows]).then(
+      () => {
         committed += batch.length;
-        lastCommitted = seqs[seqs.length - 1] ?? lastCommitted;
+        lastCommitted = first + batch.length - 1;
         batch.forEach((p, i) => {
           // Numbered in place: the ingest made the sample with a `seq` (one object shape).
           const sample = p.sample as SpooledSample;
-          sample.seq = seqs[i]!;
+          sample.seq = first + i;
           tail.push(sample);
-          tailSizes.push(p.size);
-          tailBytes += p.size;
+          const bytes = lineBytes(p.line);
+          tailSizes.push(bytes);
+          tailBytes += bytes;
           p.resolve(sample);
         });
         while (tailBytes > TAIL_MAX_BYTES) shiftTail();
@@ -160,8 +233,9 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
         flush();
       },
       (err: Error) => {
+        // Their seqs stay unused: a gap, which every reader allows.
         for (const p of batch) {
-          bytes -= p.size;
+          bytes -= lineBytes(p.line);
           depth--;
           p.reject(err);
         }
@@ -173,36 +247,43 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
 
   return {
     append(sample) {
-      // Kept on the sample the spool now owns: its row and the store use them.
+      // Kept on the sample the spool now owns: its line and the store use them.
       const [tags, fields] = serialised(sample);
       sample.tagsJson = tags;
       sample.fieldsJson = fields;
-      const size = tags.length + fields.length + sample.device.length + 48;
+      let head = heads.get(sample.device);
+      if (head?.type !== sample.type || head.measurement !== sample.measurement) {
+        if (heads.size >= 100_000) heads.clear();
+        heads.set(sample.device, (head = { type: sample.type, measurement: sample.measurement, text: lineHead(sample) }));
+      }
+      const line = sampleLine(sample, head.text);
+      const size = lineBytes(line);
       // Refuse new samples at the cap; never drop an accepted one.
       if (bytes + size > opts.maxBytes) return Promise.reject(new SpoolFullError(`telemetry spool full (${opts.maxBytes} bytes); the store is not keeping up`));
       bytes += size;
       depth++;
       return new Promise((resolve, reject) => {
         if (pending.length === 0 && !committing) setImmediate(flush);
-        pending.push({ sample, size, resolve, reject });
+        pending.push({ sample, line, resolve, reject });
       });
     },
     peek(limit) {
       // Everything unacknowledged is in the tail: no read at all.
       if (tailLength() === committed) return tail.slice(head, head + limit);
-      return select.all(ackedThrough, lastCommitted, limit).map((r) => ({ seq: r.seq, device: r.device, type: r.type, measurement: r.measurement, time: r.time, tags: JSON.parse(r.tags), fields: JSON.parse(r.fields), pointNs: r.point_ns ?? undefined }));
+      const out: SpooledSample[] = [];
+      storedLines(ackedThrough, lastCommitted, (line, seq) => {
+        out.push(parseSampleLine(line, seq));
+        return out.length < limit;
+      });
+      return out;
     },
     ack(seq) {
       if (seq <= ackedThrough) return;
       let n = 0;
       let b = 0;
-      // Rows older than the tail are counted from the table.
+      // Samples older than the tail are counted from the table.
       const tailStart = tailLength() ? tail[head]!.seq : lastCommitted + 1;
-      if (ackedThrough < tailStart - 1) {
-        const r = sizeOf.get(ackedThrough, Math.min(seq, tailStart - 1))!;
-        n += r.n;
-        b += r.b ?? 0;
-      }
+      if (ackedThrough < tailStart - 1) ({ n, b } = measure(ackedThrough, Math.min(seq, tailStart - 1)));
       while (tailLength() && tail[head]!.seq <= seq) {
         b += shiftTail();
         n++;

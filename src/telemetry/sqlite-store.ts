@@ -3,10 +3,9 @@
 // writes run on a worker thread (sqlite-worker.ts), off the event loop.
 //
 // The spool (spool.sqlite) is attached to the store's connection: a batch the
-// drainer hands over is copied from the spool's rows by seq range inside SQLite,
-// so no sample crosses threads or is bound value by value from JavaScript. Only
-// samples without a point time (spooled before the point clock existed) are sent
-// as rows.
+// drainer hands over is read from the spool's rows by seq range on this thread, so
+// no sample crosses threads. Only samples without a point time (spooled before the
+// point clock existed) are sent as rows.
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -33,14 +32,30 @@ const STORE_OPS = `(db, options) => {
   let copy = null;
   if (options.spoolFile) {
     db.prepare("ATTACH DATABASE ? AS spool").run(options.spoolFile);
-    copy = db.prepare("INSERT OR REPLACE INTO points (device, time_ns, time, type, measurement, tags, fields) SELECT device, CAST(point_ns AS INTEGER), time, type, measurement, tags, fields FROM spool.spool WHERE seq >= ? AND seq <= ?");
+    // The spool's rows (spool.ts): a commit each, a sample per line, each line
+    // [device, type, measurement, time, pointNs] TAB tags JSON TAB fields JSON.
+    const rowsOf = db.prepare("SELECT first_seq, rows FROM spool.spool_batches WHERE last_seq >= ? AND first_seq <= ? ORDER BY first_seq");
+    copy = db.transaction((first, last) => {
+      let copied = 0;
+      for (const row of rowsOf.all(first, last)) {
+        const lines = row.rows.split("\\n");
+        for (let i = Math.max(0, first - row.first_seq); i < lines.length && row.first_seq + i <= last; i++) {
+          const [head, tags, fields] = lines[i].split("\\t");
+          const [device, type, measurement, time, pointNs] = JSON.parse(head);
+          if (pointNs === null) return -1; // spooled without a point time: sent as values
+          upsert.run(device, BigInt(pointNs), time, type, measurement, tags, fields);
+          copied++;
+        }
+      }
+      return copied;
+    });
   }
   // rows: [device, time_ns (BigInt), time, type, measurement, tagsJson, fieldsJson]
   const writeAll = db.transaction((rows) => { for (const r of rows) upsert.run(r); });
   return {
     write: (rows) => writeAll(rows),
     // Returns how many rows were copied: fewer than asked means the spool no longer has them.
-    copy: ([first, last]) => copy.run(first, last).changes,
+    copy: ([first, last]) => copy(first, last),
     query: (args) => select.all(args),
   };
 }`;

@@ -1,28 +1,78 @@
-// The spool alone: samples appended in one turn share a commit made of multi-row
-// INSERTs (64, 16, 4, 1 rows); each sample must get the seq of its own row, in order.
+// The spool alone: samples appended in one turn share a commit, stored as one row with
+// a line per sample; each sample must get its own seq, in order, and a row the store
+// has only partly confirmed must be replayed from the first unconfirmed sample.
 import t from "tap";
-import { openSpool } from "../../src/telemetry/spool.js";
+import Database from "better-sqlite3";
+import { openSpool, spoolFile } from "../../src/telemetry/spool.js";
 import type { Sample, SpooledSample } from "../../src/telemetry/sample.js";
 import { tempDir } from "../helpers/spool.js";
 
 const sample = (n: number): Sample => ({ device: `d${n % 7}`, type: "thermostat", measurement: "thermostat", time: 1_700_000_000_000 + n, tags: {}, fields: { n } });
 
-t.test("a commit of 85 + 3 samples: consecutive seqs, each on its own row, replayed in order after reopening", async (t) => {
+t.test("a commit of 85 + 3 samples: consecutive seqs, replayed in order after reopening from the first unconfirmed one", async (t) => {
   const dir = tempDir(t, "sb-spool-");
   const spool = openSpool({ dataDir: dir, maxBytes: 1 << 30 });
-  // 85 = 64 + 16 + 4 + 1: every statement size in one transaction.
   const first = await Promise.all(Array.from({ length: 85 }, (_, i) => spool.append(sample(i))));
   const second = await Promise.all(Array.from({ length: 3 }, (_, i) => spool.append(sample(85 + i))));
   const all: SpooledSample[] = [...first, ...second];
   t.same(all.map((s) => s.seq), all.map((_, i) => all[0]!.seq + i), "seqs are consecutive in append order");
   t.same(all.map((s) => s.fields.n), all.map((_, i) => i), "each resolved sample is the one appended");
+  // Ten of the first commit's 85 confirmed: its row stays, for the other 75.
   spool.ack(all[9]!.seq);
+  const bytes = spool.bytes;
+  t.equal(spool.depth, 78);
   await spool.close();
 
   const again = openSpool({ dataDir: dir, maxBytes: 1 << 30 });
   t.teardown(() => again.close());
   t.equal(again.depth, 78, "the unacknowledged samples are still there");
+  t.equal(again.bytes, bytes, "and counted with the same size");
   const replayed = again.peek(100);
   t.same(replayed.map((s) => s.seq), all.slice(10).map((s) => s.seq), "replayed with their seqs, in order");
-  t.same(replayed.map((s) => [s.device, s.time, s.fields.n]), all.slice(10).map((s) => [s.device, s.time, s.fields.n]), "each row holds its own sample");
+  t.same(replayed.map((s) => [s.device, s.time, s.fields.n]), all.slice(10).map((s) => [s.device, s.time, s.fields.n]), "each line holds its own sample");
+  t.same(again.peek(5).map((s) => s.seq), all.slice(10, 15).map((s) => s.seq), "a peek stops at its limit");
+  // Confirming part of the replayed backlog (read from the table, not the tail).
+  again.ack(all[50]!.seq);
+  t.equal(again.depth, 37);
+  t.same(again.peek(100).map((s) => s.seq), all.slice(51).map((s) => s.seq));
+  again.ack(all[87]!.seq);
+  t.equal(again.depth, 0);
+  t.equal(again.bytes, 0, "nothing left, no bytes left");
+});
+
+t.test("a spool confirmed to its end: reopened empty, and new samples numbered after the old ones", async (t) => {
+  const dir = tempDir(t, "sb-spool-");
+  const spool = openSpool({ dataDir: dir, maxBytes: 1 << 30 });
+  const old = await Promise.all(Array.from({ length: 5 }, (_, i) => spool.append(sample(i))));
+  spool.ack(old[4]!.seq);
+  await spool.close();
+  const again = openSpool({ dataDir: dir, maxBytes: 1 << 30 });
+  t.teardown(() => again.close());
+  t.equal(again.depth, 0);
+  t.same(again.peek(10), []);
+  const next = await again.append(sample(5));
+  t.ok(next.seq > old[4]!.seq, `seq ${next.seq} after the confirmed ${old[4]!.seq}: not taken for confirmed already`);
+  t.same(again.peek(10).map((s) => s.seq), [next.seq]);
+});
+
+t.test("a spool of the earlier layout (a row per sample, with and without point times) is moved over on open", async (t) => {
+  const dir = tempDir(t, "sb-spool-");
+  const db = new Database(spoolFile(dir));
+  db.exec(`CREATE TABLE spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, type TEXT NOT NULL, measurement TEXT NOT NULL,
+    time INTEGER NOT NULL, tags TEXT NOT NULL, fields TEXT NOT NULL, bytes INTEGER NOT NULL, point_ns TEXT)`);
+  const insert = db.prepare("INSERT INTO spool (seq, device, type, measurement, time, tags, fields, bytes, point_ns) VALUES (?, ?, 'thermostat', 'thermostat', ?, ?, ?, 100, ?)");
+  insert.run(7, "d1", 1_700_000_000_000, "{}", '{"temperature":21.5}', "1700000000000000042");
+  insert.run(8, "d2", 1_700_000_000_001, '{"site":"a\\tb"}', '{"note":"x\\ny"}', null);
+  db.close();
+  const spool = openSpool({ dataDir: dir, maxBytes: 1 << 30 });
+  t.teardown(() => spool.close());
+  t.equal(spool.depth, 2);
+  const [a, b] = spool.peek(10);
+  t.match(a, { seq: 7, device: "d1", time: 1_700_000_000_000, tags: {}, fields: { temperature: 21.5 }, pointNs: "1700000000000000042" });
+  t.match(b, { seq: 8, device: "d2", tags: { site: "a\tb" }, fields: { note: "x\ny" }, pointNs: undefined }, "tabs and line breaks in values survive");
+  const check = new Database(spoolFile(dir), { readonly: true });
+  t.notOk(check.prepare("SELECT 1 FROM sqlite_master WHERE name = 'spool'").get(), "the old table is gone");
+  check.close();
+  const next = await spool.append(sample(9));
+  t.equal(next.seq, 9, "numbered after the moved samples");
 });
