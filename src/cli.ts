@@ -1,5 +1,6 @@
 // The `switchboard` command (CONTRACT §1, §2). Every failure is one line on stderr
 // and exit code 1; success output is JSON where the contract says so.
+import "./quiet-debug.js"; // first: before anything loads mqtt-packet
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";

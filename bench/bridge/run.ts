@@ -30,6 +30,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { Worker } from '../common/ipc.js';
+import { brokerNodeFlags } from '../common/broker-flags.js';
 import {
   RAISE_NOFILE, SWITCHBOARD_BIN, buildSwitchboard, gitDescribe, influxVersion, installCleanup, killAll, metric,
   mosquittoVersion, provisionSwitchboard, startInflux, startMosquitto, type Influx, type Server,
@@ -125,8 +126,9 @@ async function startBroker(dir: string, template: string, o: { influxUrl: string
     '',
   ].join('\n'));
   const logFile = join(dir, 'switchboard.log');
-  const flags = o.profileDir ? `--cpu-prof --cpu-prof-dir=${o.profileDir}` : '';
-  const child = spawn('bash', ['-c', `${RAISE_NOFILE}; exec ${process.execPath} ${flags} ${args['switchboard-bin'] ?? SWITCHBOARD_BIN} start --config ${config}`], {
+  const bin = args['switchboard-bin'] ?? SWITCHBOARD_BIN;
+  const flags = [...brokerNodeFlags(bin), ...(o.profileDir ? [`--cpu-prof --cpu-prof-dir=${o.profileDir}`] : [])].join(' ');
+  const child = spawn('bash', ['-c', `${RAISE_NOFILE}; exec ${process.execPath} ${flags} ${bin} start --config ${config}`], {
     cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
   });
   const pid = child.pid!;

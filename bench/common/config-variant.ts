@@ -4,7 +4,7 @@
 //   npm run bench:mqtt -- --no-build --brokers switchboard,switchboard@DIR --connects-only --runs 3
 // DIR gets a bin/switchboard.js that merges the JSON into the config file the bench
 // hands it, then starts this checkout's broker (build it first).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,7 +13,10 @@ if (!dir || !json) throw new Error("usage: config-variant.ts DIR '<JSON of the s
 JSON.parse(json); // fails here, not in the broker, when it is not JSON
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 mkdirSync(join(dir, 'bin'), { recursive: true });
-writeFileSync(join(dir, 'bin', 'switchboard.js'), `// Made by bench/common/config-variant.ts.
+// Its first line is this build's (the shebang with the broker's node flags, bench/common/broker-flags.ts).
+const shebang = readFileSync(join(root, 'bin', 'switchboard.js'), 'utf8').split('\n', 1)[0];
+writeFileSync(join(dir, 'bin', 'switchboard.js'), `${shebang}
+// Made by bench/common/config-variant.ts.
 import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 const { parse, stringify } = createRequire(${JSON.stringify(join(root, 'package.json'))})("yaml");

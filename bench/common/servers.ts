@@ -14,6 +14,7 @@ import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { freePort, RAISE_NOFILE } from '../xmpp/peers.js';
 import { sleep } from '../xmpp/proc.js';
+import { brokerNodeFlags } from './broker-flags.js';
 
 export { freePort, RAISE_NOFILE };
 
@@ -318,7 +319,7 @@ function switchboardDir(dir: string, templateDir: string, tsdb: TsdbOptions): st
 export async function startSwitchboard(dir: string, templateDir: string, tsdb: TsdbOptions, checkout?: string): Promise<Server> {
   const config = switchboardDir(dir, templateDir, tsdb);
   const bin = checkout ? join(checkout, 'bin', 'switchboard.js') : SWITCHBOARD_BIN;
-  return spawnSwitchboard('switchboard', dir, `${bin} start --config ${config}`, true);
+  return spawnSwitchboard('switchboard', dir, `${brokerNodeFlags(bin).join(' ')} ${bin} start --config ${config}`, true);
 }
 
 /**
@@ -329,7 +330,9 @@ export async function startSwitchboard(dir: string, templateDir: string, tsdb: T
 export async function startSwitchboardMqttLayer(dir: string, templateDir: string, checkout?: string): Promise<Server> {
   const config = switchboardDir(dir, templateDir, { kind: 'embedded' });
   const script = join(REPO, 'bench', 'common', 'switchboard-mqtt-layer.mjs');
-  return spawnSwitchboard('switchboard-mqtt', dir, `${script} ${config}${checkout ? ` ${checkout}` : ''}`, false);
+  // With the node flags of the checkout's broker, as it would run.
+  const flags = brokerNodeFlags(join(checkout ?? REPO, 'bin', 'switchboard.js')).join(' ');
+  return spawnSwitchboard('switchboard-mqtt', dir, `${flags} ${script} ${config}${checkout ? ` ${checkout}` : ''}`, false);
 }
 
 async function spawnSwitchboard(name: string, dir: string, args: string, full: boolean): Promise<Server> {

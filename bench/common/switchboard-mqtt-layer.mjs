@@ -17,6 +17,8 @@ import { pathToFileURL } from 'node:url';
 
 const [configFile, checkout = new URL('../..', import.meta.url).pathname] = process.argv.slice(2);
 const dist = (path) => import(pathToFileURL(join(checkout, 'dist', path)).href);
+// First, as src/cli.ts imports it (a checkout from before 22 November 2026 has none).
+await dist('src/quiet-debug.js').catch(() => {});
 const [{ loadConfig }, { createLogger }, { openSqliteRegistry }, { startHashPool }, { createAuthenticator }, { createFailureLimiter },
   { connectionRateLimiter }, { createXmppServer }, { createDeviceAgent }, { mqttPresence }, { startMqtt }, { limitShapes, mqttOptions }] = await Promise.all([
   dist('src/config.js'), dist('src/log.js'), dist('src/registry/sqlite.js'), dist('src/auth/hash-pool.js'), dist('src/auth/credentials.js'),

@@ -18,6 +18,7 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import mqtt, { type MqttClient } from "mqtt";
+import { brokerNodeFlags } from "../common/broker-flags.js";
 
 const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const { values: opts } = parseArgs({
@@ -96,7 +97,7 @@ async function startBroker(): Promise<{ mqtt: number; http: number }> {
   cli("device", "import", join(work, "devices.csv"));
   cli("account", "add", "op", "--role", "operator", "--password", OP_PASSWORD);
   log(`provisioned ${DEVICES} devices in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  broker = spawn(process.execPath, [join(REPO, "bin/switchboard.js"), "start", "--config", join(work, "config.json")], { cwd: work, detached: true, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, LOG_LEVEL: "info" } });
+  broker = spawn(process.execPath, [...brokerNodeFlags(join(REPO, "bin/switchboard.js")), join(REPO, "bin/switchboard.js"), "start", "--config", join(work, "config.json")], { cwd: work, detached: true, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, LOG_LEVEL: "info" } });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("the broker did not report its ports within 30 s")), 30_000);
     broker!.once("exit", (code) => reject(new Error(`the broker exited (${code})`)));

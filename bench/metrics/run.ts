@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
+import { brokerNodeFlags } from "../common/broker-flags.js";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const seconds = Number(process.argv[process.argv.indexOf("--seconds") + 1]) || 60;
@@ -17,7 +18,7 @@ const devices = join(dir, "devices.csv");
 writeFileSync(devices, Array.from({ length: 5000 }, (_, i) => `m${i},thermostat,pw`).join("\n"));
 const bin = join(ROOT, "bin/switchboard.js");
 await new Promise<void>((resolve, reject) => spawn(process.execPath, [bin, "device", "import", devices, "--config", config], { stdio: "ignore" }).on("exit", (c) => (c === 0 ? resolve() : reject(new Error(`import exited ${c}`)))));
-const broker = spawn(process.execPath, [bin, "start", "--config", config], { stdio: ["ignore", "pipe", "ignore"] });
+const broker = spawn(process.execPath, [...brokerNodeFlags(bin), bin, "start", "--config", config], { stdio: ["ignore", "pipe", "ignore"] });
 const cleanup = () => {
   broker.kill("SIGKILL");
   rmSync(dir, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { createHash, createHmac, pbkdf2Sync, randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { sleep } from './proc.js';
+import { brokerNodeFlags } from '../common/broker-flags.js';
 
 export interface Running {
   port: number;
@@ -369,7 +370,7 @@ export class Switchboard implements Peer {
     let announced: (port: number) => void = () => {};
     const portP = new Promise<number>((resolve) => { announced = resolve; });
     const { child, pid, exited } = spawnServer(
-      `${process.execPath} ${Switchboard.bin} start --config ${this.config}`,
+      `${process.execPath} ${brokerNodeFlags(Switchboard.bin).join(' ')} ${Switchboard.bin} start --config ${this.config}`,
       {
         cwd: this.dir, logFile: this.logFile,
         onLine: (line) => {
