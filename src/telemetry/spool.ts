@@ -62,11 +62,19 @@ export function parseSampleLine(line: string, seq: number): SpooledSample {
 /** A sample's share of the spool's byte count: its line and its line break. */
 const lineBytes = (line: string) => line.length + 1;
 
+/** What a reader needs of a spool row: its first seq and its lines. */
 interface BatchRow {
   first_seq: number;
-  last_seq: number;
-  bytes: number;
   rows: string;
+}
+
+/** Visits the lines of one row whose seq is in (from, to]; false once `visit` returned false. */
+function rowLines(row: BatchRow, from: number, to: number, visit: (line: string, seq: number) => boolean | void): boolean {
+  const lines = row.rows.split("\n");
+  for (let i = Math.max(0, from + 1 - row.first_seq); i < lines.length && row.first_seq + i <= to; i++) {
+    if (visit(lines[i]!, row.first_seq + i) === false) return false;
+  }
+  return true;
 }
 
 /** Committed samples kept in memory for the drainer, so it rarely reads the spool back. */
@@ -92,7 +100,7 @@ const SPOOL_OPS = `(db) => {
   };
 }`;
 
-type Pending = { sample: Sample; line: string; resolve: (s: SpooledSample) => void; reject: (e: Error) => void };
+type Pending = { sample: Sample; line: string; size: number; resolve: (s: SpooledSample) => void; reject: (e: Error) => void };
 
 /** Where the spool of a data directory lives (the embedded store reads it too). */
 export const spoolFile = (dataDir: string): string => join(dataDir, "spool.sqlite");
@@ -126,17 +134,13 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
   db.pragma("journal_mode = WAL");
   prepareTables(db);
   /** The rows holding samples after `seq`, oldest first. */
-  const rowsAfter = db.prepare<[number], BatchRow>("SELECT first_seq, last_seq, bytes, rows FROM spool_batches WHERE last_seq > ? ORDER BY first_seq");
+  const rowsAfter = db.prepare<[number], BatchRow>("SELECT first_seq, rows FROM spool_batches WHERE last_seq > ? ORDER BY first_seq");
   let ackedThrough = db.prepare<[], { seq: number }>("SELECT seq FROM spool_acked WHERE id = 0").get()?.seq ?? 0;
 
   /** Visits each stored sample line with a seq in (from, to], in order, until `visit` returns false. */
   function storedLines(from: number, to: number, visit: (line: string, seq: number) => boolean | void): void {
     for (const row of rowsAfter.iterate(from)) {
-      if (row.first_seq > to) break;
-      const lines = row.rows.split("\n");
-      for (let i = Math.max(0, from + 1 - row.first_seq); i < lines.length && row.first_seq + i <= to; i++) {
-        if (visit(lines[i]!, row.first_seq + i) === false) return;
-      }
+      if (row.first_seq > to || !rowLines(row, from, to, visit)) return;
     }
   }
   // Rows wholly inside a range are summed in SQL; only the (at most two) rows across
@@ -145,18 +149,15 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
     "SELECT coalesce(sum(last_seq - first_seq + 1), 0) AS n, coalesce(sum(bytes), 0) AS b FROM spool_batches WHERE first_seq > ? AND last_seq <= ?",
   );
   const edgeRows = db.prepare<[{ from: number; to: number }], BatchRow>(
-    "SELECT first_seq, last_seq, bytes, rows FROM spool_batches WHERE (first_seq <= @from AND last_seq > @from) OR (first_seq <= @to AND last_seq > @to)",
+    "SELECT first_seq, rows FROM spool_batches WHERE (first_seq <= @from AND last_seq > @from) OR (first_seq <= @to AND last_seq > @to)",
   );
   /** How many stored samples have a seq in (from, to], and their bytes. */
   function measure(from: number, to: number): { n: number; b: number } {
     let { n, b } = wholeRows.get(from, to)!;
     for (const row of edgeRows.all({ from, to })) {
-      row.rows.split("\n").forEach((line, i) => {
-        const seq = row.first_seq + i;
-        if (seq > from && seq <= to) {
-          n++;
-          b += lineBytes(line);
-        }
+      rowLines(row, from, to, (line) => {
+        n++;
+        b += lineBytes(line);
       });
     }
     return { n, b };
@@ -209,9 +210,8 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
     let size = 0;
     let rows = "";
     for (let i = 0; i < batch.length; i++) {
-      const line = batch[i]!.line;
-      size += lineBytes(line);
-      rows += i === 0 ? line : `\n${line}`;
+      size += batch[i]!.size;
+      rows += i === 0 ? batch[i]!.line : `\n${batch[i]!.line}`;
     }
     // Replies come back in the order the batches were sent, so the tail stays in seq order.
     worker.call("insert", [first, first + batch.length - 1, size, rows]).then(
@@ -223,9 +223,8 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
           const sample = p.sample as SpooledSample;
           sample.seq = first + i;
           tail.push(sample);
-          const bytes = lineBytes(p.line);
-          tailSizes.push(bytes);
-          tailBytes += bytes;
+          tailSizes.push(p.size);
+          tailBytes += p.size;
           p.resolve(sample);
         });
         while (tailBytes > TAIL_MAX_BYTES) shiftTail();
@@ -235,7 +234,7 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
       (err: Error) => {
         // Their seqs stay unused: a gap, which every reader allows.
         for (const p of batch) {
-          bytes -= lineBytes(p.line);
+          bytes -= p.size;
           depth--;
           p.reject(err);
         }
@@ -264,7 +263,7 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
       depth++;
       return new Promise((resolve, reject) => {
         if (pending.length === 0 && !committing) setImmediate(flush);
-        pending.push({ sample, line, resolve, reject });
+        pending.push({ sample, line, size, resolve, reject });
       });
     },
     peek(limit) {
