@@ -16,6 +16,7 @@ import { listen } from "../../src/listen.js";
 import type { Shape } from "../../src/limits.js";
 import { deviceTopic, publishDenied, subscribeAllowed } from "./acl.js";
 import type { MqttPresence } from "./presence.js";
+import { memoryPersistence } from "./persistence.js";
 import type { IngestResult } from "../../src/telemetry/ingest.js";
 
 /** The ingest pipeline as the MQTT edge sees it. */
@@ -84,6 +85,7 @@ export async function startMqtt(deps: {
   const addressOf = (client: Client) => (client.conn as { remoteAddress?: string }).remoteAddress ?? "unknown";
 
   const aedes = await Aedes.createBroker({
+    persistence: memoryPersistence(),
     // aedes disconnects past its own level limit; the ACL refuses deeper topics first
     // (MAX_TOPIC_LEVELS), with a report and the connection kept.
     maxTopicLevels: 100,
