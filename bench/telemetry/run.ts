@@ -457,11 +457,12 @@ async function main(): Promise<number> {
     const perRunMs = P.warmupMs + P.measureMs + (quick ? 8_000 : 12_000);
     const memoryPipeline = memoryEmbedded ? 'embedded' : 'switchboard';
     const memMs = names.includes(memoryPipeline) ? P.memoryS * 1000 + 15_000 : 0;
-    // `switchboard@DIR`: Switchboard → InfluxDB from another built checkout.
-    for (const name of names) {
+    // `switchboard@DIR`: Switchboard → InfluxDB from another built checkout. Each one
+    // its own directories (numbered): two sharing them counted each other's points.
+    names.forEach((name, n) => {
       const checkout = otherCheckout(name);
-      if (checkout) run[name] = (c, tag) => switchboardInflux(c, `ab-${tag}`, undefined, checkout);
-    }
+      if (checkout) run[name] = (c, tag) => switchboardInflux(c, `ab${n}-${tag}`, undefined, checkout);
+    });
     for (const name of names) if (!run[name]) errors.set(name, 'unknown pipeline');
     await runInterleaved({
       names, runs: P.runs, budget, results, errors, quietWaitMs: quick ? 2_000 : 5_000, perRunMs, reserveMs: memMs,
