@@ -111,8 +111,15 @@ export function pubsubModule(deps: { router: Router; registry: Registry; ingest:
     }
   }
 
+  // Each device's node name, made once: a name built per sample is a new string that
+  // the two lookups below would have to flatten and hash every time.
+  const nodeNames = new Map<string, string>();
   ingest.onSample((sample) => {
-    const node = `telemetry/${sample.device}`;
+    let node = nodeNames.get(sample.device);
+    if (node === undefined) {
+      if (nodeNames.size >= 100_000) nodeNames.clear();
+      nodeNames.set(sample.device, (node = `telemetry/${sample.device}`));
+    }
     remember(node, sample, KEEP_PER_DEVICE);
     remember(ALL, sample, KEEP_ALL);
     notify(node, sample);
