@@ -24,23 +24,16 @@ export function memoryPersistence(): AedesMemoryPersistence {
   let changing = 0;
   const recount = () => (persistence.countOffline as unknown as () => Promise<{ subsCount: number }>)().then((r) => void (stored = r.subsCount));
 
-  // aedes calls these in their promise form (no callback); the callback form is passed through.
+  // Counted as changing from the call until the new count is known. aedes 1.x calls
+  // these in their promise form; in the callback form the result is undefined, and the
+  // store has changed its topic trie by the time the call returns either way.
   for (const name of ["addSubscriptions", "removeSubscriptions", "cleanSubscriptions"] as const) {
     const original = (persistence[name] as unknown as (...args: unknown[]) => Promise<unknown> | undefined).bind(persistence);
     persistence[name] = (...args: unknown[]) => {
-      if (typeof args[args.length - 1] === "function") {
-        // The callback form: counted once it has run.
-        changing++;
-        const cb = args.pop() as Callback;
-        return original(...args, (err: Error | null, ...rest: unknown[]) => {
-          void recount().finally(() => {
-            changing--;
-            cb(err, ...rest);
-          });
-        });
-      }
       changing++;
-      return Promise.resolve(original(...args)).finally(() => recount().finally(() => void changing--));
+      const result = original(...args);
+      void Promise.resolve(result).finally(() => recount().finally(() => void changing--));
+      return result;
     };
   }
   const byTopic = (persistence.subscriptionsByTopic as unknown as (topic: string, cb?: Callback) => unknown).bind(persistence);

@@ -9,7 +9,7 @@
 // sample on to the next free value. The result is stored with the sample in the
 // spool, so a replay reuses it.
 import { hash } from "node:crypto";
-import type { Sample } from "./sample.js";
+import { serialised, type Sample } from "./sample.js";
 
 const SLOTS = 1_000_000;
 
@@ -39,8 +39,8 @@ function fnv(h: number, text: string): number {
   return h;
 }
 
-/** The point time: the millisecond time and the slot's six digits. */
-const pointTime = (time: number, slot: number) => `${time}${slot >= 100_000 ? slot : String(slot).padStart(6, "0")}`;
+/** A point time in nanoseconds, as decimal text: the millisecond time and the slot's six digits. */
+export const pointTime = (time: number, slot: number): string => `${time}${String(slot).padStart(6, "0")}`;
 
 /** What identifies a sample's content: JSON of [device, tags, fields]. */
 export function contentKey(device: string, tagsJson: string, fieldsJson: string): string {
@@ -59,8 +59,7 @@ export function createPointClock(): PointClock {
   const current = new Map<string, { time: number; used: number; slots: number[]; tags: string[]; fields: string[] }>();
   return {
     assign(sample) {
-      const tags = sample.tagsJson ?? JSON.stringify(sample.tags);
-      const fields = sample.fieldsJson ?? JSON.stringify(sample.fields);
+      const [tags, fields] = serialised(sample);
       let slot = fastSlot(tags, fields);
       let ms = current.get(sample.device);
       if (!ms) current.set(sample.device, (ms = { time: sample.time, used: 0, slots: [], tags: [], fields: [] }));

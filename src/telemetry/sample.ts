@@ -1,4 +1,4 @@
-import { contentKey, contentSlot } from "./point-clock.js";
+import { contentKey, contentSlot, pointTime } from "./point-clock.js";
 
 // A validated, time-stamped measurement, as the core passes it around.
 export type FieldValue = number | boolean | string;
@@ -29,7 +29,7 @@ export interface SpooledSample extends Sample {
  * millisecond time plus six digits from a hash of its content.
  */
 export function pointTimeNs(sample: Sample): string {
-  return sample.pointNs ?? `${sample.time}${String(contentSlot(contentKey(sample.device, ...serialised(sample)))).padStart(6, "0")}`;
+  return sample.pointNs ?? pointTime(sample.time, contentSlot(contentKey(sample.device, ...serialised(sample))));
 }
 
 /** tags and fields as JSON: the ones made at ingest when there are, else made now. */
