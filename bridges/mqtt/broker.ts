@@ -11,12 +11,14 @@ import type { Logger } from "../../src/log.js";
 import type { Authenticator } from "../../src/auth/credentials.js";
 import type { FailureLimiter } from "../../src/auth/limiter.js";
 import type { Account } from "../../src/registry/registry.js";
-import { GuardedConnection, WILDCARD_MARKS } from "./guard.js";
+import { GuardedConnection, WILDCARD_MARKS, type InboundPublish } from "./guard.js";
 import { listen } from "../../src/listen.js";
 import type { Shape } from "../../src/limits.js";
 import { deviceTopic, publishDenied, subscribeAllowed } from "./acl.js";
 import type { MqttPresence } from "./presence.js";
 import { memoryPersistence } from "./persistence.js";
+import { audience } from "./audience.js";
+import { InOrder } from "./in-order.js";
 import type { IngestResult } from "../../src/telemetry/ingest.js";
 
 /** The ingest pipeline as the MQTT edge sees it. */
@@ -46,6 +48,8 @@ export interface MqttCounters {
   authFailures: number;
   /** Connections closed because they did not read what they were sent. */
   slowConsumers: number;
+  /** Telemetry publishes taken by the tap (tapTelemetry) instead of aedes' path. */
+  tappedPublishes: number;
 }
 
 export interface MqttBroker {
@@ -57,6 +61,29 @@ export interface MqttBroker {
   /** Publishes as the broker (errors topics, later commands). */
   publish(topic: string, payload: unknown, qos?: 0 | 1): Promise<void>;
   close(): Promise<void>;
+}
+
+type Refusal = { error: string; issues: Array<{ path: string; message: string }> };
+
+/** What the telemetry tap reads of an aedes 1.x client beyond its typed surface. */
+interface AedesClientState {
+  connackSent: boolean;
+  version: number;
+  /** Packets of the last read still being handled (lib/client.js, nextBatch). */
+  _parsingBatch: number;
+  _keepaliveInterval: number;
+  _keepaliveTimer: NodeJS.Timeout | null;
+}
+
+type PublishAs = (packet: PublishPacket, client: Client, done: (err?: Error) => void) => void;
+
+/** PUBACK (MQTT 3.1.1 §3.4): fixed header 0x40, remaining length 2, packet identifier. */
+function pubAck(messageId: number): Buffer {
+  const bytes = Buffer.allocUnsafe(4);
+  bytes[0] = 0x40;
+  bytes[1] = 0x02;
+  bytes.writeUInt16BE(messageId, 2);
+  return bytes;
 }
 
 function refusal(code: 2 | 4 | 5, message: string): AuthenticateError {
@@ -76,16 +103,19 @@ export async function startMqtt(deps: {
 }): Promise<MqttBroker> {
   const { options, auth, limiter, presence, telemetry, onReply, log } = deps;
   const accounts = new WeakMap<Client, Account>();
+  /** Each authenticated client's publishes, answered in the order they came (in-order.ts). */
+  const answers = new WeakMap<Client, InOrder>();
   /** A device client's own telemetry topic, made once per connection, not per publish. */
-  const telemetryTopics = new WeakMap<Client, string>();
+  const telemetryTopics = new WeakMap<Client, { name: string; bytes: Buffer }>();
   const keepaliveExpired = new WeakSet<Client>();
-  const counters: MqttCounters = { rejectedPackets: 0, droppedPublishes: 0, refusedSubscriptions: 0, authFailures: 0, slowConsumers: 0 };
+  const counters: MqttCounters = { rejectedPackets: 0, droppedPublishes: 0, refusedSubscriptions: 0, authFailures: 0, slowConsumers: 0, tappedPublishes: 0 };
   let shuttingDown = false;
 
   const addressOf = (client: Client) => (client.conn as { remoteAddress?: string }).remoteAddress ?? "unknown";
 
+  const persistence = memoryPersistence();
   const aedes = await Aedes.createBroker({
-    persistence: memoryPersistence(),
+    persistence,
     // aedes disconnects past its own level limit; the ACL refuses deeper topics first
     // (MAX_TOPIC_LEVELS), with a report and the connection kept.
     maxTopicLevels: 100,
@@ -121,10 +151,12 @@ export async function startMqtt(deps: {
         // it without a clientDisconnect, so it must not be announced as a successor.
         if (client.closed) return done(refusal(5, "connection closed"), null);
         accounts.set(client, account);
+        answers.set(client, new InOrder());
         // Services command fleets over one connection: their own, higher read rate.
         if (account.role === "service" && options.serviceShape && client.conn instanceof GuardedConnection) client.conn.reshape(options.serviceShape);
         if (account.role === "device") {
-          telemetryTopics.set(client, deviceTopic(account.name, "telemetry"));
+          const topic = deviceTopic(account.name, "telemetry");
+          telemetryTopics.set(client, { name: topic, bytes: Buffer.from(topic) });
           presence.authenticated(account, client, Boolean((aedes as unknown as { clients: Record<string, Client> }).clients[client.id]));
         }
         done(null, true);
@@ -134,25 +166,26 @@ export async function startMqtt(deps: {
     authorizePublish(client, packet, done) {
       const account = client && accounts.get(client);
       if (!client || !account) return done(null);
+      const order = answers.get(client)!;
+      const ticket = order.ticket();
+      const answer = () => order.answer(ticket, () => done(null));
       // A device's own telemetry topic (exactly that string) is allowed: checked first,
       // it spares nearly every publish the general rules.
-      if (packet.topic !== telemetryTopics.get(client)) {
+      if (packet.topic !== telemetryTopics.get(client)?.name) {
         const denied = publishDenied(account, packet.topic);
         if (denied) drop(client, account, packet, { error: denied, issues: [] });
         else if (account.role === "device") onReply(account.name, packet.payload as Buffer); // the only other topic a device may use
-        return done(null);
+        return answer();
       }
-      // Telemetry: validated and spooled before the PUBACK; only accepted samples are forwarded.
+      // Telemetry: validated and spooled before the PUBACK; only accepted samples are
+      // forwarded. (Most telemetry takes tapTelemetry below instead, to the same end.)
+      const settle = (refusal: Refusal | null) => {
+        if (refusal) drop(client, account, packet, refusal);
+        answer();
+      };
       telemetry(account.name, packet.payload as Buffer).then(
-        (result) => {
-          if (!result.ok) drop(client, account, packet, { error: result.reason, issues: result.issues });
-          done(null);
-        },
-        (err) => {
-          log.error({ err, device: account.name }, "telemetry ingest failed");
-          drop(client, account, packet, { error: "internal error", issues: [] });
-          done(null);
-        },
+        (result) => settle(refusalOf(result)),
+        (err) => settle(ingestFailed(account.name, err)),
       );
     },
 
@@ -165,21 +198,73 @@ export async function startMqtt(deps: {
     },
   });
 
+  const reaches = audience((aedes as unknown as { mq: unknown }).mq, persistence.holdsSubscriptions);
+
   /**
    * A refused publish is dropped without disconnecting the client: aedes only lets
    * `authorizePublish` refuse by disconnecting, so the topic is rewritten to a
    * `$`-topic no one can subscribe to (MQTT 3.1.1 §4.7.2) and the client still gets
    * its PUBACK. The device learns why on its errors topic.
    */
-  function drop(client: Client, account: Account, packet: PublishPacket, why: { error: string; issues: Array<{ path: string; message: string }> }): void {
-    counters.droppedPublishes++;
+  function drop(client: Client, account: Account, packet: PublishPacket, why: Refusal): void {
     // Report the topic as the client sent it (the guard marked its wildcards).
     const topic = packet.topic.replace(/[\u0001\u0002]/g, (c) => WILDCARD_MARKS[c]!);
     packet.topic = `$dropped/${client.id}`;
     packet.retain = false;
+    refused(client, account, topic, why);
+  }
+
+  function refused(client: Client, account: Account, topic: string, why: Refusal): void {
+    counters.droppedPublishes++;
     log.info({ protocol: "mqtt", clientId: client.id, topic, reason: why.error }, "publish refused");
     // CONTRACT §4: one message per rejected publish on the device's errors topic.
     if (account.role === "device") void publish(deviceTopic(account.name, "errors"), { topic, ...why });
+  }
+
+  /** The ingest's answer as a refusal, or null for an accepted sample. */
+  const refusalOf = (result: IngestResult): Refusal | null => (result.ok ? null : { error: result.reason, issues: result.issues });
+  const ingestFailed = (device: string, err: unknown): Refusal => {
+    log.error({ err, device }, "telemetry ingest failed");
+    return { error: "internal error", issues: [] };
+  };
+
+  /**
+   * A device's telemetry at QoS 0 or 1 (nearly all of the broker's traffic), taken
+   * off aedes' path by the guard: parsed, authorised and acknowledged here, with the
+   * same steps aedes would take (authorizePublish above, then PUBACK, then publish to
+   * subscribers) and none of its per-packet streams, closures and timers. Anything
+   * else, or any publish while aedes still has packets of this connection in hand,
+   * takes aedes' path, so a connection's packets keep their order.
+   */
+  function tapTelemetry(conn: GuardedConnection, inbound: InboundPublish): boolean {
+    const client = (conn as { client?: Client }).client as (Client & AedesClientState) | undefined;
+    // MQTT 3.1.1 only (a v5 PUBLISH carries properties), once the CONNACK is out.
+    if (!client || !client.connackSent || client.closed || client.version > 4 || client._parsingBatch !== 0) return false;
+    const topic = telemetryTopics.get(client);
+    const account = accounts.get(client);
+    const order = answers.get(client);
+    if (topic === undefined || account === undefined || order === undefined || inbound.bytes.compare(topic.bytes, 0, topic.bytes.length, inbound.topicStart, inbound.topicEnd) !== 0) return false;
+    // §3.1.2.10: every control packet restarts the keep-alive (aedes' own handler does this).
+    if (client._keepaliveInterval > 0) client._keepaliveTimer?.refresh();
+    counters.tappedPublishes++;
+    const { qos, messageId, payload } = inbound;
+    const finish = (refusal: Refusal | null) => {
+      if (refusal) refused(client, account, topic.name, refusal);
+      const forward = () => {
+        if (refusal || !reaches(topic.name)) return conn.settle();
+        // With the publishing client, as aedes' own handler passes it (its typings omit the argument).
+        (aedes.publish as unknown as PublishAs)({ cmd: "publish", topic: topic.name, payload, qos, retain: false, dup: false, messageId }, client, () => conn.settle());
+      };
+      // §4.3.2: the PUBACK, sent once the sample is durable (or refused).
+      if (qos === 1) conn.sendRaw(pubAck(messageId), forward);
+      else forward();
+    };
+    const ticket = order.ticket();
+    telemetry(account.name, payload).then(
+      (result) => order.answer(ticket, () => finish(refusalOf(result))),
+      (err) => order.answer(ticket, () => finish(ingestFailed(account.name, err))),
+    );
+    return true;
   }
 
   function publish(topic: string, payload: unknown, qos: 0 | 1 = 0): Promise<void> {
@@ -224,6 +309,7 @@ export async function startMqtt(deps: {
       },
       options.shape,
       outbound,
+      tapTelemetry,
     );
     guarded.on("error", () => {});
     aedes.handle(guarded, req);

@@ -18,6 +18,24 @@ const HASH = 0x23;
 
 export type GuardVerdict = "oversize" | "malformed";
 
+/** A whole PUBLISH at QoS 0 or 1, not retained, as it arrived (MQTT 3.1.1 §3.3). */
+export interface InboundPublish {
+  readonly qos: 0 | 1;
+  /** 0 at QoS 0. */
+  readonly messageId: number;
+  /** The topic name's bytes are `bytes[topicStart, topicEnd)`. */
+  readonly bytes: Buffer;
+  readonly topicStart: number;
+  readonly topicEnd: number;
+  readonly payload: Buffer;
+}
+
+/**
+ * Takes a publish off aedes' path, or returns false to leave it to aedes. A taken
+ * publish holds one of the connection's tap slots until `conn.settle()`.
+ */
+export type PublishTap = (conn: GuardedConnection, publish: InboundPublish) => boolean;
+
 /** Tracks packet boundaries in a byte stream; returns a verdict when a packet must not be read. */
 export class FixedHeaderScanner {
   private state: "type" | "length" | "topicLength1" | "topicLength2" | "topic" = "type";
@@ -97,6 +115,29 @@ export class FixedHeaderScanner {
 const READ_BATCH_BYTES = 4 * 1024;
 /** Inbound bytes held per connection before its socket is paused. */
 const INBOX_MAX_BYTES = 64 * 1024;
+/**
+ * Publishes a tap may hold per connection (about what one READ_BATCH_BYTES read puts
+ * in flight on aedes' path); past it, the rest waits here and the socket is paused.
+ */
+const TAP_SLOTS = 64;
+
+/** The PUBLISH in `bytes[start, end)` (body from `body`) if it is one a tap may take. */
+function inboundPublish(bytes: Buffer, start: number, body: number, end: number): InboundPublish | null {
+  const first = bytes[start]!;
+  // §3.3.1: type 3; QoS 0 or 1 with retain 0; DUP must be 0 at QoS 0 (MQTT-3.3.1-2).
+  if (first >> 4 !== 3 || first & 0x01) return null;
+  const qos = (first >> 1) & 0x03;
+  if (qos > 1 || (qos === 0 && first & 0x08)) return null;
+  if (end - body < 2) return null;
+  const topicStart = body + 2;
+  const topicEnd = topicStart + bytes.readUInt16BE(body);
+  const payloadStart = topicEnd + qos * 2;
+  if (payloadStart > end) return null;
+  const messageId = qos === 1 ? bytes.readUInt16BE(topicEnd) : 0;
+  // §2.3.1: a QoS 1 PUBLISH has a non-zero packet identifier; aedes answers the rest.
+  if (qos === 1 && messageId === 0) return null;
+  return { qos: qos as 0 | 1, messageId, bytes, topicStart, topicEnd, payload: bytes.subarray(payloadStart, end) };
+}
 
 /** Connections whose socket is corked this turn; one check-phase callback uncorks them all. */
 let gathered = new Set<GuardedConnection>();
@@ -131,6 +172,11 @@ export class GuardedConnection extends Duplex {
   private throttled = false;
   /** The socket is corked until the check phase (gather). */
   private corked = false;
+  /** With a tap: bytes not yet framed (an incomplete packet, or what waits for a slot). */
+  private unframed: Buffer | null = null;
+  /** Publishes the tap holds; reads stop at TAP_SLOTS until half are settled. */
+  private tapped = 0;
+  private tapFull = false;
   private readonly gathers: boolean;
   private readonly onSlowConsumer: ((conn: GuardedConnection) => void) | undefined;
 
@@ -140,6 +186,7 @@ export class GuardedConnection extends Duplex {
     onReject: (verdict: GuardVerdict, packetBytes?: number) => void,
     shape?: Shape,
     outbound?: { highWaterBytes: number; onSlowConsumer: (conn: GuardedConnection) => void },
+    private readonly tap?: PublishTap,
   ) {
     super({ allowHalfOpen: false, readableHighWaterMark: READ_BATCH_BYTES, writableHighWaterMark: outbound?.highWaterBytes });
     this.onSlowConsumer = outbound?.onSlowConsumer;
@@ -153,30 +200,113 @@ export class GuardedConnection extends Duplex {
         socket.destroy();
         return;
       }
-      this.inbox.push(chunk);
-      this.inboxBytes += chunk.length;
-      if (this.inboxBytes >= INBOX_MAX_BYTES) {
-        this.full = true;
-        socket.pause();
-      }
       const wait = this.bucket?.take(chunk.length) ?? 0;
       if (wait > 0 && !this.throttled) {
         this.throttled = true;
         socket.pause();
         setTimeout(() => {
           this.throttled = false;
-          if (!this.full) socket.resume();
+          this.resumeIfFree();
         }, wait).unref();
       }
-      if (this.wanted) this.feed();
+      if (this.tap) this.frame(chunk);
+      else this.toAedes(chunk);
     });
     socket.on("end", () => {
+      // What waits for a tap slot goes to aedes with the end of the stream behind it.
+      if (this.unframed) this.toAedes(this.unframed);
+      this.unframed = null;
       this.ended = true;
       if (this.wanted) this.feed();
     });
     socket.on("error", (err) => this.destroy(err));
     socket.on("close", () => this.destroy());
     socket.on("drain", () => this.emit("socketDrain"));
+  }
+
+  /** Bytes for aedes, in order, through the inbox. */
+  private toAedes(bytes: Buffer): void {
+    this.inbox.push(bytes);
+    this.inboxBytes += bytes.length;
+    if (this.inboxBytes >= INBOX_MAX_BYTES && !this.full) {
+      this.full = true;
+      this.socket.pause();
+    }
+    if (this.wanted) this.feed();
+  }
+
+  private resumeIfFree(): void {
+    if (!this.full && !this.throttled && !this.tapFull) this.socket.resume();
+  }
+
+  /**
+   * With a tap, the stream is cut into whole packets (the scanner has already
+   * refused any over the size limit, so an incomplete one held here is bounded).
+   * A PUBLISH at QoS 0 or 1, not retained, is offered to the tap while nothing is
+   * waiting for aedes on this connection, so packets are handled in the order they
+   * came whichever path takes them; every other packet goes to aedes unchanged.
+   */
+  private frame(chunk: Buffer | null): void {
+    let bytes = chunk === null ? this.unframed : this.unframed === null ? chunk : Buffer.concat([this.unframed, chunk]);
+    this.unframed = null;
+    if (bytes === null) return;
+    /** Start of the run of packets not taken, which goes to aedes as one piece. */
+    let run = 0;
+    let at = 0;
+    while (at < bytes.length && this.tapped < TAP_SLOTS) {
+      // §2.2.3: Remaining Length, one to four bytes (the scanner refused longer).
+      let i = at + 1;
+      let length = 0;
+      let multiplier = 1;
+      let byte = 0x80;
+      while (byte & 0x80 && i < bytes.length) {
+        byte = bytes[i++]!;
+        length += (byte & 0x7f) * multiplier;
+        multiplier *= 128;
+      }
+      const end = i + length;
+      if (byte & 0x80 || end > bytes.length) break;
+      if (run === at && this.inbox.length === 0 && this.readableLength === 0) {
+        const publish = inboundPublish(bytes, at, i, end);
+        if (publish) {
+          // Counted before the call: a tap may settle before it returns.
+          this.tapped++;
+          if (this.tap!(this, publish)) run = end;
+          else this.tapped--;
+        }
+      }
+      at = end;
+    }
+    if (at > run) this.toAedes(bytes.subarray(run, at));
+    if (at < bytes.length) {
+      this.unframed = bytes.subarray(at);
+      if (this.tapped >= TAP_SLOTS && !this.tapFull) {
+        this.tapFull = true;
+        this.socket.pause();
+      }
+    }
+  }
+
+  /** The tap is done with one publish. */
+  settle(): void {
+    this.tapped--;
+    if (this.tapFull && this.tapped <= TAP_SLOTS / 2) {
+      this.tapFull = false;
+      if (!this.destroyed) this.frame(null);
+      if (!this.tapFull) this.resumeIfFree();
+    }
+  }
+
+  /**
+   * Bytes straight to the socket, past the stream aedes writes into (a tap's
+   * PUBACK); gathered like aedes' writes. `done` waits for the socket to drain when
+   * it is over its high-water mark, as aedes waits before its next read.
+   */
+  sendRaw(bytes: Buffer, done: () => void): void {
+    if (this.destroyed) return done();
+    this.gather();
+    if (this.socket.write(bytes)) done();
+    else this.once("socketDrain", done);
   }
 
   /** A new read rate, e.g. once the client's account is known. */
@@ -205,7 +335,7 @@ export class GuardedConnection extends Duplex {
     this.inboxBytes -= chunk.length;
     if (this.full && this.inboxBytes < INBOX_MAX_BYTES / 2) {
       this.full = false;
-      if (!this.throttled) this.socket.resume();
+      this.resumeIfFree();
     }
     this.wanted = false;
     this.push(chunk);

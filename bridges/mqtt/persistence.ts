@@ -16,7 +16,12 @@ type Persistence = AedesMemoryPersistence & Record<string, unknown>;
 
 const NONE: readonly never[] = Object.freeze([]);
 
-export function memoryPersistence(): AedesMemoryPersistence {
+export type ShortcutPersistence = AedesMemoryPersistence & {
+  /** A persistent session's subscription is stored, or one is being stored or removed. */
+  readonly holdsSubscriptions: () => boolean;
+};
+
+export function memoryPersistence(): ShortcutPersistence {
   const persistence = memory() as Persistence;
   /** Subscriptions of persistent sessions in the store, as of the last change that completed. */
   let stored = 0;
@@ -37,10 +42,11 @@ export function memoryPersistence(): AedesMemoryPersistence {
     };
   }
   const byTopic = (persistence.subscriptionsByTopic as unknown as (topic: string, cb?: Callback) => unknown).bind(persistence);
+  const holdsSubscriptions = () => stored > 0 || changing > 0;
   (persistence as Record<string, unknown>).subscriptionsByTopic = (topic: string, cb?: Callback) => {
-    if (stored > 0 || changing > 0) return byTopic(topic, cb);
+    if (holdsSubscriptions()) return byTopic(topic, cb);
     if (cb) return void process.nextTick(cb, null, NONE);
     return Promise.resolve(NONE);
   };
-  return persistence;
+  return Object.assign(persistence, { holdsSubscriptions });
 }
