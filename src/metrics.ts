@@ -112,6 +112,7 @@ export function createMetrics(deps: {
   mirror("switchboard_mqtt_packets_refused_total", "MQTT connections closed for an oversized or malformed packet", { all: () => deps.mqtt()?.counters.rejectedPackets ?? 0 });
   mirror("switchboard_mqtt_publishes_dropped_total", "MQTT publishes dropped (ACL or invalid telemetry)", { all: () => deps.mqtt()?.counters.droppedPublishes ?? 0 });
   mirror("switchboard_mqtt_slow_consumers_total", "MQTT connections closed for not reading what they were sent (mqtt.slowConsumerTimeoutMs)", { all: () => deps.mqtt()?.counters.slowConsumers ?? 0 });
+  mirror("switchboard_mqtt_telemetry_tapped_total", "MQTT telemetry publishes handled on the telemetry path, not aedes' (docs/mqtt.md)", { all: () => deps.mqtt()?.counters.tappedPublishes ?? 0 });
   mirror("switchboard_mqtt_subscriptions_refused_total", "MQTT subscription filters refused (SUBACK 0x80)", { all: () => deps.mqtt()?.counters.refusedSubscriptions ?? 0 });
   mirror(
     "switchboard_command_replies_ignored_total",

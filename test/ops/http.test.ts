@@ -63,6 +63,7 @@ t.test("metrics move with connections, routing, telemetry, auth failures", async
   t.equal(metric(text, "switchboard_auth_failures_total", 'protocol="mqtt"'), 1);
   t.ok(metric(text, "switchboard_store_write_seconds_count") >= 1);
   t.equal(metric(text, "switchboard_mqtt_publishes_dropped_total"), 1);
+  t.equal(metric(text, "switchboard_mqtt_telemetry_tapped_total"), 2, "both samples on the telemetry path");
   op.close();
   await dev.endAsync();
 });
