@@ -212,7 +212,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
       auth,
       limiter: counted("mqtt"),
       presence: devicesOnMqtt,
-      telemetry: (device, payload) => ingest.ingest(device, payload, "mqtt"),
+      telemetry: (device, payload, done) => ingest.ingestThen(device, payload, "mqtt", done),
       onReply: (device, payload) => dispatcher.reply(device, payload),
       log,
     });

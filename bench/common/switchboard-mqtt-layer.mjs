@@ -46,7 +46,7 @@ const mqtt = await startMqtt({
   // TCP only (the bench's config has no TLS port), so no certificate.
   options: { ...mqttOptions(config, { cert: '', key: '' }, (address) => connections.allow(address)), tlsPort: null },
   auth, limiter, presence,
-  telemetry: () => Promise.resolve(accepted),
+  telemetry: (_device, _payload, done) => done(accepted),
   onReply: () => {},
   log,
 });

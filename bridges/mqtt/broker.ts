@@ -19,10 +19,10 @@ import type { MqttPresence } from "./presence.js";
 import { memoryPersistence } from "./persistence.js";
 import { audience } from "./audience.js";
 import { InOrder } from "./in-order.js";
-import type { IngestResult } from "../../src/telemetry/ingest.js";
+import type { IngestResult, Ingested } from "../../src/telemetry/ingest.js";
 
-/** The ingest pipeline as the MQTT edge sees it. */
-export type TelemetrySink = (device: string, payload: Buffer) => Promise<IngestResult>;
+/** The ingest pipeline as the MQTT edge sees it (Ingest.ingestThen). */
+export type TelemetrySink = (device: string, payload: Buffer, done: Ingested) => void;
 
 export interface MqttOptions {
   host: string;
@@ -183,10 +183,7 @@ export async function startMqtt(deps: {
         if (refusal) drop(client, account, packet, refusal);
         answer();
       };
-      telemetry(account.name, packet.payload as Buffer).then(
-        (result) => settle(refusalOf(result)),
-        (err) => settle(ingestFailed(account.name, err)),
-      );
+      telemetry(account.name, packet.payload as Buffer, (result, err) => settle(result ? refusalOf(result) : ingestFailed(account.name, err)));
     },
 
     authorizeSubscribe(client, subscription, done) {
@@ -260,10 +257,10 @@ export async function startMqtt(deps: {
       else forward();
     };
     const ticket = order.ticket();
-    telemetry(account.name, payload).then(
-      (result) => order.answer(ticket, () => finish(refusalOf(result))),
-      (err) => order.answer(ticket, () => finish(ingestFailed(account.name, err))),
-    );
+    telemetry(account.name, payload, (result, err) => {
+      const refusal = result ? refusalOf(result) : ingestFailed(account.name, err);
+      order.answer(ticket, () => finish(refusal));
+    });
     return true;
   }
 

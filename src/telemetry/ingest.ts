@@ -21,8 +21,16 @@ export interface IngestCounters {
   rejected: Map<string, number>;
 }
 
+/** The ingest's answer: a result, or null and the error that stopped it (not the sample's fault). */
+export type Ingested = (result: IngestResult | null, err?: unknown) => void;
+
 export interface Ingest {
   ingest(device: string, payload: Buffer | string | unknown, source: IngestSource): Promise<IngestResult>;
+  /**
+   * ingest() with a callback: MQTT telemetry's hot path, without a promise per step.
+   * A refused sample is answered synchronously, an accepted one once it is durable.
+   */
+  ingestThen(device: string, payload: Buffer | string | unknown, source: IngestSource, done: Ingested): void;
   /** Live fan-out: called once per accepted sample, after it is durable. */
   onSample(listener: (sample: SpooledSample, source: IngestSource) => void): void;
   /** Observes every rejection (metrics). */
@@ -47,32 +55,39 @@ export function createIngest(deps: { registry: Registry; deviceType: (name: stri
     return { ok: false, reason, issues, overloaded };
   }
 
+  function ingestThen(device: string, payload: Buffer | string | unknown, source: IngestSource, done: Ingested): void {
+    const account = registry.get(device);
+    const type = account?.role === "device" ? deviceType(account.type) : undefined;
+    if (!type) return done(reject(source, "not a device with a known type", [], "unknown device"));
+    const validated = validateSample(type, device, payload, now());
+    if (!validated.ok) return done(reject(source, validated.reason, validated.issues));
+    // Serialised once, for the point clock, the spool and the store.
+    validated.sample.tagsJson = type.tags.length === 0 ? "{}" : JSON.stringify(validated.sample.tags);
+    validated.sample.fieldsJson = JSON.stringify(validated.sample.fields);
+    validated.sample.pointNs = points.assign(validated.sample);
+    spool.appendThen(validated.sample, (err, sample) => {
+      if (err) {
+        if (err instanceof SpoolFullError) return done(reject(source, err.message, [], "spool full", true));
+        return done(null, err);
+      }
+      try {
+        afterAppend?.();
+        counters.accepted++;
+        const previous = last.get(device);
+        if (!previous || previous.time <= sample!.time) last.set(device, sample!);
+        for (const listener of listeners) listener(sample!, source);
+      } catch (listenerError) {
+        // Durable all the same; the sender hears of an internal error, as from a failed step.
+        return done(null, listenerError);
+      }
+      done({ ok: true, sample: sample! });
+    });
+  }
+
   return {
     counters,
-    async ingest(device, payload, source) {
-      const account = registry.get(device);
-      const type = account?.role === "device" ? deviceType(account.type) : undefined;
-      if (!type) return reject(source, "not a device with a known type", [], "unknown device");
-      const validated = validateSample(type, device, payload, now());
-      if (!validated.ok) return reject(source, validated.reason, validated.issues);
-      // Serialised once, for the point clock, the spool and the store.
-      validated.sample.tagsJson = type.tags.length === 0 ? "{}" : JSON.stringify(validated.sample.tags);
-      validated.sample.fieldsJson = JSON.stringify(validated.sample.fields);
-      validated.sample.pointNs = points.assign(validated.sample);
-      let sample: SpooledSample;
-      try {
-        sample = await spool.append(validated.sample);
-      } catch (err) {
-        if (err instanceof SpoolFullError) return reject(source, err.message, [], "spool full", true);
-        throw err;
-      }
-      afterAppend?.();
-      counters.accepted++;
-      const previous = last.get(device);
-      if (!previous || previous.time <= sample.time) last.set(device, sample);
-      for (const listener of listeners) listener(sample, source);
-      return { ok: true, sample };
-    },
+    ingest: (device, payload, source) => new Promise((resolve, reject) => ingestThen(device, payload, source, (result, err) => (result ? resolve(result) : reject(err)))),
+    ingestThen,
     onSample: (listener) => void listeners.push(listener),
     onReject: (listener) => void rejectListeners.push(listener),
     lastSample: (device) => last.get(device),

@@ -23,6 +23,8 @@ export interface Spool {
    * set in place (no copy per sample), so a sample is appended once.
    */
   append(sample: Sample): Promise<SpooledSample>;
+  /** append() with a callback, called synchronously when the sample is refused (the ingest's hot path). */
+  appendThen(sample: Sample, done: Appended): void;
   /** The oldest samples, in order. */
   peek(limit: number): SpooledSample[];
   /** Forgets every sample up to and including `seq` (the store has them). */
@@ -100,7 +102,10 @@ const SPOOL_OPS = `(db) => {
   };
 }`;
 
-type Pending = { sample: Sample; line: string; size: number; resolve: (s: SpooledSample) => void; reject: (e: Error) => void };
+/** Called once a sample is durable (or refused): the hot path's form of a promise. */
+export type Appended = (err: Error | null, sample: SpooledSample | null) => void;
+
+type Pending = { sample: Sample; line: string; size: number; done: Appended };
 
 /** Where the spool of a data directory lives (the embedded store reads it too). */
 export const spoolFile = (dataDir: string): string => join(dataDir, "spool.sqlite");
@@ -225,10 +230,11 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
           tail.push(sample);
           tailSizes.push(p.size);
           tailBytes += p.size;
-          p.resolve(sample);
         });
         while (tailBytes > TAIL_MAX_BYTES) shiftTail();
         committing = false;
+        // Answered once the spool's state is whole: an answer may append or peek.
+        for (const p of batch) answer(p, null, p.sample as SpooledSample);
         flush();
       },
       (err: Error) => {
@@ -236,36 +242,46 @@ export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (
         for (const p of batch) {
           bytes -= p.size;
           depth--;
-          p.reject(err);
         }
         committing = false;
+        for (const p of batch) answer(p, err, null);
         flush();
       },
     );
   }
 
+  /** One sample's answer; a callback that throws cannot keep the rest of its commit from theirs. */
+  function answer(p: Pending, err: Error | null, sample: SpooledSample | null): void {
+    try {
+      p.done(err, sample);
+    } catch (thrown) {
+      opts.onError?.(thrown instanceof Error ? thrown : new Error(String(thrown)));
+    }
+  }
+
+  function append(sample: Sample, done: Appended): void {
+    // Kept on the sample the spool now owns: its line and the store use them.
+    const [tags, fields] = serialised(sample);
+    sample.tagsJson = tags;
+    sample.fieldsJson = fields;
+    let head = heads.get(sample.device);
+    if (head?.type !== sample.type || head.measurement !== sample.measurement) {
+      if (heads.size >= 100_000) heads.clear();
+      heads.set(sample.device, (head = { type: sample.type, measurement: sample.measurement, text: lineHead(sample) }));
+    }
+    const line = sampleLine(sample, head.text);
+    const size = lineBytes(line);
+    // Refuse new samples at the cap; never drop an accepted one.
+    if (bytes + size > opts.maxBytes) return done(new SpoolFullError(`telemetry spool full (${opts.maxBytes} bytes); the store is not keeping up`), null);
+    bytes += size;
+    depth++;
+    if (pending.length === 0 && !committing) setImmediate(flush);
+    pending.push({ sample, line, size, done });
+  }
+
   return {
-    append(sample) {
-      // Kept on the sample the spool now owns: its line and the store use them.
-      const [tags, fields] = serialised(sample);
-      sample.tagsJson = tags;
-      sample.fieldsJson = fields;
-      let head = heads.get(sample.device);
-      if (head?.type !== sample.type || head.measurement !== sample.measurement) {
-        if (heads.size >= 100_000) heads.clear();
-        heads.set(sample.device, (head = { type: sample.type, measurement: sample.measurement, text: lineHead(sample) }));
-      }
-      const line = sampleLine(sample, head.text);
-      const size = lineBytes(line);
-      // Refuse new samples at the cap; never drop an accepted one.
-      if (bytes + size > opts.maxBytes) return Promise.reject(new SpoolFullError(`telemetry spool full (${opts.maxBytes} bytes); the store is not keeping up`));
-      bytes += size;
-      depth++;
-      return new Promise((resolve, reject) => {
-        if (pending.length === 0 && !committing) setImmediate(flush);
-        pending.push({ sample, line, size, resolve, reject });
-      });
-    },
+    append: (sample) => new Promise((resolve, reject) => append(sample, (err, spooled) => (err ? reject(err) : resolve(spooled!)))),
+    appendThen: append,
     peek(limit) {
       // Everything unacknowledged is in the tail: no read at all.
       if (tailLength() === committed) return tail.slice(head, head + limit);

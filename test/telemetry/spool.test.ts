@@ -3,7 +3,7 @@
 // has only partly confirmed must be replayed from the first unconfirmed sample.
 import t from "tap";
 import Database from "better-sqlite3";
-import { openSpool, spoolFile } from "../../src/telemetry/spool.js";
+import { openSpool, spoolFile, SpoolFullError } from "../../src/telemetry/spool.js";
 import type { Sample, SpooledSample } from "../../src/telemetry/sample.js";
 import { tempDir } from "../helpers/spool.js";
 
@@ -75,4 +75,37 @@ t.test("a spool of the earlier layout (a row per sample, with and without point 
   check.close();
   const next = await spool.append(sample(9));
   t.equal(next.seq, 9, "numbered after the moved samples");
+});
+
+t.test("appendThen: answers in commit order; a callback that throws does not keep the rest of its commit from theirs", async (t) => {
+  const dir = tempDir(t, "sb-spool-");
+  const errors: Error[] = [];
+  const spool = openSpool({ dataDir: dir, maxBytes: 1 << 30, onError: (e) => errors.push(e) });
+  t.teardown(() => spool.close());
+  const answered: number[] = [];
+  await new Promise<void>((resolve) => {
+    for (let i = 0; i < 5; i++) {
+      spool.appendThen(sample(i), (err, s) => {
+        t.equal(err, null);
+        answered.push(s!.fields.n as number);
+        if (i === 1) throw new Error("a broken callback");
+        if (i === 4) resolve();
+      });
+    }
+  });
+  t.same(answered, [0, 1, 2, 3, 4], "all five answered, in order");
+  t.match(errors.map((e) => e.message), ["a broken callback"], "the throw reported to onError");
+  t.equal(spool.committed, 5, "all five committed");
+});
+
+t.test("appendThen at the disk cap: refused at once, with the reason", async (t) => {
+  const dir = tempDir(t, "sb-spool-");
+  const spool = openSpool({ dataDir: dir, maxBytes: 10 });
+  t.teardown(() => spool.close());
+  let answer: [Error | null, unknown] | null = null;
+  spool.appendThen(sample(1), (err, s) => void (answer = [err, s]));
+  t.ok(answer![0] instanceof SpoolFullError, "answered synchronously, refused");
+  t.match(answer![0]!.message, /telemetry spool full \(10 bytes\)/);
+  t.equal(answer![1], null);
+  t.equal(spool.depth, 0);
 });
