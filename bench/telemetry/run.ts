@@ -3,7 +3,11 @@
 //   node --import tsx bench/telemetry/run.ts [--quick] [--soak] [--runs N]
 //        [--pipelines switchboard,peer,raw,aedes-sub,aedes,embedded] [--memory-s N] [--memory-store influx|embedded]
 //        (`switchboard@DIR` in --pipelines: Switchboard → InfluxDB from another built checkout, for an A/B)
-//        [--raw-concurrency N] [--json FILE] [--keep] [--no-build]
+//        [--raw-concurrency N] [--json FILE] [--keep] [--no-build] [--syscalls]
+//
+// --syscalls: also count each pipeline process's system calls in the measured
+// window (Linux `perf stat`, tracepoint raw_syscalls:sys_enter) and log them per
+// sample accepted.
 //
 // Pipelines, one at a time, each on fresh servers (and a fresh InfluxDB),
 // interleaved over runs; figures are medians over runs:
@@ -21,6 +25,7 @@
 // Then one longer switchboard run for memory (60 s; 10 min with --soak).
 // Devices publish closed loop at QoS 1: each keeps 10 samples not yet
 // acknowledged (PUBACK). See docs/benchmarks.md.
+import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,6 +54,7 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
+    syscalls: { type: 'boolean', default: false },
   },
 });
 
@@ -155,8 +161,20 @@ function times(measureMs = P.measureMs) {
   return { startAt, from, to: from + measureMs };
 }
 
-/** CPU seconds of a set of processes. */
-const cpuOf = (pids: number[]) => pids.reduce((a, p) => a + cpuSeconds(p), 0);
+/** CPU seconds of each of a set of processes, by name. */
+const cpuEach = (procs: Record<string, number>) => Object.fromEntries(Object.entries(procs).map(([name, pid]) => [name, cpuSeconds(pid)]));
+const sum = (byName: Record<string, number>) => Object.values(byName).reduce((a, b) => a + b, 0);
+
+/** A process's system calls over the next `ms` (perf stat; --syscalls). Rejects, naming perf, when it cannot count. */
+function countSyscalls(pid: number, ms: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    execFile('perf', ['stat', '-x', ',', '-e', 'raw_syscalls:sys_enter', '-p', String(pid), '--', 'sleep', String(ms / 1000)], (err, _out, errText) => {
+      const count = Number(/^(\d+),/m.exec(String(errText))?.[1]);
+      if (err || !Number.isFinite(count)) reject(new Error(`--syscalls: perf stat on pid ${pid} failed (Debian's linux-perf, run as root): ${String(errText || err?.message).trim().slice(0, 300)}`));
+      else resolve(count);
+    });
+  });
+}
 
 /**
  * 50 devices publish closed loop into an MQTT broker whose samples land
@@ -164,23 +182,32 @@ const cpuOf = (pids: number[]) => pids.reduce((a, p) => a + cpuSeconds(p), 0);
  * peer and embedded pipelines.
  */
 async function mqttPipeline(c: Ctx, o: {
-  name: string; mqttPort: number; pids: number[]; rssPid?: number;
+  /** The pipeline's processes by name; its CPU is theirs together, and each one's is logged. */
+  name: string; mqttPort: number; procs: Record<string, number>; rssPid?: number;
   landedCount: () => Promise<number>; pollMs?: number; backlog?: () => Promise<number>;
   /** The pipeline measures publish → landed itself (the peer writer). */
   exactLatency?: { window(w: { from: number; to: number }): Promise<unknown>; get(): Promise<ReturnType<typeof latencySummary>> };
   measureMs?: number; rssEveryMs?: number;
 }): Promise<PipeResult & { rssSeries?: Array<[number, number]> }> {
   await c.gen.call('setup', { target: { host: '127.0.0.1', port: o.mqttPort }, publishers });
-  await settle([...o.pids, c.gen.pid]);
+  await settle([...Object.values(o.procs), c.gen.pid]);
   const foreign = new ForeignCpu();
   const w = times(o.measureMs);
   const landed = new Landed(o.landedCount, o.pollMs ?? P.pollMs);
   const rssSeries: Array<[number, number]> = [];
   const rssTimer = o.rssPid ? setInterval(() => rssSeries.push([Date.now(), rssKiB(o.rssPid!) / 1024]), o.rssEveryMs ?? 1_000) : undefined;
-  let cpu0 = 0, gen0 = 0, rssStart = NaN, cpu1 = 0, gen1 = 0, rssEnd = NaN, backlogAtEnd: number | undefined;
-  const t0 = setTimeout(() => { cpu0 = cpuOf(o.pids); gen0 = c.gen.cpu(); if (o.rssPid) rssStart = rssKiB(o.rssPid) / 1024; }, w.from - Date.now());
+  let cpu0: Record<string, number> = {}, gen0 = 0, rssStart = NaN, cpu1: Record<string, number> = {}, gen1 = 0, rssEnd = NaN, backlogAtEnd: number | undefined;
+  let syscalls: Promise<Record<string, number>> | undefined;
+  const t0 = setTimeout(() => {
+    cpu0 = cpuEach(o.procs); gen0 = c.gen.cpu(); if (o.rssPid) rssStart = rssKiB(o.rssPid) / 1024;
+    if (args.syscalls) {
+      const counts = Object.entries(o.procs).map(async ([name, pid]) => [name, await countSyscalls(pid, w.to - w.from)] as const);
+      syscalls = Promise.all(counts).then(Object.fromEntries);
+      syscalls.catch(() => {}); // awaited below
+    }
+  }, w.from - Date.now());
   const t1 = setTimeout(() => {
-    cpu1 = cpuOf(o.pids); gen1 = c.gen.cpu(); if (o.rssPid) rssEnd = rssKiB(o.rssPid) / 1024;
+    cpu1 = cpuEach(o.procs); gen1 = c.gen.cpu(); if (o.rssPid) rssEnd = rssKiB(o.rssPid) / 1024;
     o.backlog?.().then((n) => { backlogAtEnd = n; }, () => {});
   }, w.to - Date.now());
   if (o.exactLatency) await o.exactLatency.window({ from: w.from, to: w.to });
@@ -197,6 +224,7 @@ async function mqttPipeline(c: Ctx, o: {
     await c.gen.call('teardown');
   }
   const secs = (w.to - w.from) / 1000;
+  const perSample = syscalls && (await syscalls);
   const lastLanding = landed.polls.find(([, n]) => n >= r.sent)?.[0];
   const lat = o.exactLatency ? await o.exactLatency.get() : fifoLatency(r.sendsPerMs!, w.startAt, landed, w.from, w.to);
   const res = {
@@ -206,7 +234,7 @@ async function mqttPipeline(c: Ctx, o: {
     sent: r.sent,
     backlogAtEnd,
     drainMs: lastLanding !== undefined ? Math.max(0, lastLanding - w.to) : undefined,
-    cpuPct: ((cpu1 - cpu0) / secs) * 100, genCpuPct: ((gen1 - gen0) / secs) * 100,
+    cpuPct: ((sum(cpu1) - sum(cpu0)) / secs) * 100, genCpuPct: ((gen1 - gen0) / secs) * 100,
     rssStartMiB: rssStart, rssEndMiB: rssEnd, rssMaxMiB: rssSeries.length ? Math.max(...rssSeries.map(([, m]) => m)) : undefined,
     foreignCpuPct: foreign.pct(), load1: load1(),
     rssSeries: o.measureMs ? rssSeries : undefined,
@@ -217,7 +245,8 @@ async function mqttPipeline(c: Ctx, o: {
     (res.drainMs !== undefined ? ` ${fmt(res.drainMs)} ms after the window` : ` (NOT ALL within ${P.drainMaxMs / 1000} s)`) +
     (backlogAtEnd !== undefined ? `; spool backlog at window end ${fmt(backlogAtEnd)}` : '') +
     (o.rssPid ? `; RSS ${fmt(rssStart, 1)} → ${fmt(rssEnd, 1)} MiB` : '') +
-    `; CPU ${fmt(res.cpuPct)}% (pipeline) / ${fmt(res.genCpuPct)}% (devices) of a core`);
+    `; CPU ${fmt(res.cpuPct)}% (pipeline: ${Object.keys(o.procs).map((n) => `${n} ${fmt(((cpu1[n]! - cpu0[n]!) / secs) * 100)}`).join(', ')}) / ${fmt(res.genCpuPct)}% (devices) of a core` +
+    (perSample ? `; system calls per sample accepted: ${Object.entries(perSample).map(([n, k]) => `${n} ${fmt(k / r.acked, 2)}`).join(', ')}` : ''));
   return res;
 }
 
@@ -239,7 +268,7 @@ async function switchboardInflux(c: Ctx, tag: string, measureMs?: number, checko
       { kind: 'influx', url: influx.url, database: 'switchboard', batchSize: P.batchSize, flushMs: P.flushMs }, checkout),
   ], async ([, sb]) => {
     const r = await mqttPipeline(c, {
-      name: 'switchboard → influx', mqttPort: sb!.ports.mqtt!, pids: [sb!.pid, influx.pid], rssPid: sb!.pid,
+      name: 'switchboard → influx', mqttPort: sb!.ports.mqtt!, procs: { switchboard: sb!.pid, influxd: influx.pid }, rssPid: sb!.pid,
       landedCount: () => influx.pointsWritten('switchboard'),
       backlog: () => metric(sb!.ports.http!, 'switchboard_store_backlog_samples'),
       measureMs, rssEveryMs: measureMs ? 5_000 : 1_000,
@@ -261,7 +290,7 @@ async function peer(c: Ctx, tag: string): Promise<PipeResult> {
     ], async () => {
       await writer.call('start', { mqttPort: mosq.ports.mqtt, influxUrl: influx.url, database: 'peer', batchSize: P.batchSize, flushMs: P.flushMs });
       const r = await mqttPipeline(c, {
-        name: 'mosquitto + mqtt.js/influx writer', mqttPort: mosq.ports.mqtt!, pids: [mosq.pid, influx.pid, writer.pid],
+        name: 'mosquitto + mqtt.js/influx writer', mqttPort: mosq.ports.mqtt!, procs: { mosquitto: mosq.pid, writer: writer.pid, influxd: influx.pid },
         landedCount: () => influx.pointsWritten('peer'),
         exactLatency: {
           window: (w) => writer.call('setWindow', w),
@@ -345,7 +374,7 @@ async function aedes(c: Ctx, tag: string, subscribed = false): Promise<PipeResul
 async function embedded(c: Ctx, tag: string, measureMs?: number): Promise<PipeResult & { rssSeries?: Array<[number, number]> }> {
   return withServers([() => startSwitchboard(join(c.dir, `emb-${tag}`), c.template, { kind: 'embedded', batchSize: P.batchSize, flushMs: P.flushMs })],
     async ([sb]) => mqttPipeline(c, {
-      name: 'switchboard → embedded store', mqttPort: sb!.ports.mqtt!, pids: [sb!.pid], rssPid: sb!.pid,
+      name: 'switchboard → embedded store', mqttPort: sb!.ports.mqtt!, procs: { switchboard: sb!.pid }, rssPid: sb!.pid,
       // /metrics is served by the broker itself: polled less often, to cost it little.
       landedCount: () => metric(sb!.ports.http!, 'switchboard_store_written_samples_total'), pollMs: 250,
       backlog: () => metric(sb!.ports.http!, 'switchboard_store_backlog_samples'),
