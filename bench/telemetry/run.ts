@@ -165,13 +165,18 @@ function times(measureMs = P.measureMs) {
 const cpuEach = (procs: Record<string, number>) => Object.fromEntries(Object.entries(procs).map(([name, pid]) => [name, cpuSeconds(pid)]));
 const sum = (byName: Record<string, number>) => Object.values(byName).reduce((a, b) => a + b, 0);
 
-/** A process's system calls over the next `ms` (perf stat; --syscalls). Rejects, naming perf, when it cannot count. */
-function countSyscalls(pid: number, ms: number): Promise<number> {
+/** A process's system calls over the next `ms`, in all and by name (perf stat; --syscalls). Rejects, naming perf, when it cannot count. */
+function countSyscalls(pid: number, ms: number): Promise<{ total: number; byName: Array<[string, number]> }> {
   return new Promise((resolve, reject) => {
-    execFile('perf', ['stat', '-x', ',', '-e', 'raw_syscalls:sys_enter', '-p', String(pid), '--', 'sleep', String(ms / 1000)], (err, _out, errText) => {
-      const count = Number(/^(\d+),/m.exec(String(errText))?.[1]);
-      if (err || !Number.isFinite(count)) reject(new Error(`--syscalls: perf stat on pid ${pid} failed (Debian's linux-perf, run as root): ${String(errText || err?.message).trim().slice(0, 300)}`));
-      else resolve(count);
+    const events = ['-e', 'raw_syscalls:sys_enter', '-e', 'syscalls:sys_enter_*'];
+    execFile('perf', ['stat', '-x', ',', ...events, '-p', String(pid), '--', 'sleep', String(ms / 1000)], { maxBuffer: 4 << 20 }, (err, _out, errText) => {
+      // CSV lines: count,unit,event,...
+      const counts = [...String(errText).matchAll(/^(\d+),[^,]*,([^,]+),/gm)].map((m) => [m[2]!, Number(m[1])] as [string, number]);
+      const total = counts.find(([name]) => name === 'raw_syscalls:sys_enter')?.[1];
+      if (err || total === undefined) return reject(new Error(`--syscalls: perf stat on pid ${pid} failed (Debian's linux-perf, run as root): ${String(errText || err?.message).trim().slice(0, 300)}`));
+      const byName = counts.filter(([name, n]) => name.startsWith('syscalls:sys_enter_') && n > 0)
+        .map(([name, n]) => [name.slice('syscalls:sys_enter_'.length), n] as [string, number]).sort((a, b) => b[1] - a[1]);
+      resolve({ total, byName });
     });
   });
 }
@@ -197,7 +202,7 @@ async function mqttPipeline(c: Ctx, o: {
   const rssSeries: Array<[number, number]> = [];
   const rssTimer = o.rssPid ? setInterval(() => rssSeries.push([Date.now(), rssKiB(o.rssPid!) / 1024]), o.rssEveryMs ?? 1_000) : undefined;
   let cpu0: Record<string, number> = {}, gen0 = 0, rssStart = NaN, cpu1: Record<string, number> = {}, gen1 = 0, rssEnd = NaN, backlogAtEnd: number | undefined;
-  let syscalls: Promise<Record<string, number>> | undefined;
+  let syscalls: Promise<Record<string, Awaited<ReturnType<typeof countSyscalls>>>> | undefined;
   const t0 = setTimeout(() => {
     cpu0 = cpuEach(o.procs); gen0 = c.gen.cpu(); if (o.rssPid) rssStart = rssKiB(o.rssPid) / 1024;
     if (args.syscalls) {
@@ -246,7 +251,8 @@ async function mqttPipeline(c: Ctx, o: {
     (backlogAtEnd !== undefined ? `; spool backlog at window end ${fmt(backlogAtEnd)}` : '') +
     (o.rssPid ? `; RSS ${fmt(rssStart, 1)} → ${fmt(rssEnd, 1)} MiB` : '') +
     `; CPU ${fmt(res.cpuPct)}% (pipeline: ${Object.keys(o.procs).map((n) => `${n} ${fmt(((cpu1[n]! - cpu0[n]!) / secs) * 100)}`).join(', ')}) / ${fmt(res.genCpuPct)}% (devices) of a core` +
-    (perSample ? `; system calls per sample accepted: ${Object.entries(perSample).map(([n, k]) => `${n} ${fmt(k / r.acked, 2)}`).join(', ')}` : ''));
+    (perSample ? `; system calls per sample accepted: ${Object.entries(perSample).map(([n, k]) =>
+      `${n} ${fmt(k.total / r.acked, 2)} (${k.byName.slice(0, 5).map(([call, c]) => `${call} ${fmt(c / r.acked, 2)}`).join(', ')})`).join('; ')}` : ''));
   return res;
 }
 
