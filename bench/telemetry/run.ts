@@ -6,8 +6,9 @@
 //        [--raw-concurrency N] [--json FILE] [--keep] [--no-build] [--syscalls]
 //
 // --syscalls: also count each pipeline process's system calls in the measured
-// window (Linux `perf stat`, tracepoint raw_syscalls:sys_enter) and log them per
-// sample accepted.
+// window, in all and by call (Linux `perf stat` on the sys_enter tracepoints), and
+// log them per sample accepted. The counting halves the rates: such a run gives
+// counts, not rates.
 //
 // Pipelines, one at a time, each on fresh servers (and a fresh InfluxDB),
 // interleaved over runs; figures are medians over runs:
@@ -229,7 +230,7 @@ async function mqttPipeline(c: Ctx, o: {
     await c.gen.call('teardown');
   }
   const secs = (w.to - w.from) / 1000;
-  const perSample = syscalls && (await syscalls);
+  const syscallCounts = syscalls && (await syscalls);
   const lastLanding = landed.polls.find(([, n]) => n >= r.sent)?.[0];
   const lat = o.exactLatency ? await o.exactLatency.get() : fifoLatency(r.sendsPerMs!, w.startAt, landed, w.from, w.to);
   const res = {
@@ -251,7 +252,7 @@ async function mqttPipeline(c: Ctx, o: {
     (backlogAtEnd !== undefined ? `; spool backlog at window end ${fmt(backlogAtEnd)}` : '') +
     (o.rssPid ? `; RSS ${fmt(rssStart, 1)} → ${fmt(rssEnd, 1)} MiB` : '') +
     `; CPU ${fmt(res.cpuPct)}% (pipeline: ${Object.keys(o.procs).map((n) => `${n} ${fmt(((cpu1[n]! - cpu0[n]!) / secs) * 100)}`).join(', ')}) / ${fmt(res.genCpuPct)}% (devices) of a core` +
-    (perSample ? `; system calls per sample accepted: ${Object.entries(perSample).map(([n, k]) =>
+    (syscallCounts ? `; system calls per sample accepted: ${Object.entries(syscallCounts).map(([n, k]) =>
       `${n} ${fmt(k.total / r.acked, 2)} (${k.byName.slice(0, 5).map(([call, c]) => `${call} ${fmt(c / r.acked, 2)}`).join(', ')})`).join('; ')}` : ''));
   return res;
 }
