@@ -12,6 +12,7 @@ import { deviceType, deviceTypeNames, deviceTypes } from "../devices/index.js";
 import { exportSchema } from "./schema-export.js";
 import { openSqliteStore } from "./telemetry/sqlite-store.js";
 import { createInfluxStore } from "./telemetry/influx-store.js";
+import { givenPassword, PASSWORD_ENV, PasswordInputError } from "./password-input.js";
 
 /** `--since 1h` (s, m, h, d) or an ISO 8601 time → epoch ms. */
 function parseSince(text: string): number {
@@ -25,13 +26,16 @@ function parseSince(text: string): number {
 const USAGE = `usage:
   switchboard start [--config FILE]
   switchboard check-config [--config FILE]
-  switchboard device add <id> --type <type> [--password P] [--config FILE]
+  switchboard device add <id> --type <type> [--password-stdin | --password P] [--config FILE]
   switchboard device list [--json] [--config FILE]
   switchboard device remove <id> [--config FILE]
   switchboard device import FILE [--accounts] [--config FILE]
-  switchboard account add <name> --role service|operator [--password P] [--config FILE]
+  switchboard account add <name> --role service|operator [--password-stdin | --password P] [--config FILE]
   switchboard schema export [--type T]
-  switchboard telemetry <id> [--since 1h] [--limit N] [--json] [--config FILE]`;
+  switchboard telemetry <id> [--since 1h] [--limit N] [--json] [--config FILE]
+--password-stdin reads the password's first line from standard input; ${PASSWORD_ENV}
+gives it through the environment; --password P shows it to every local user (ps).
+A password that was given is never printed; a generated one is printed once.`;
 
 class UsageError extends Error {}
 
@@ -45,6 +49,7 @@ function args(argv: string[]) {
       type: { type: "string" },
       role: { type: "string" },
       password: { type: "string" },
+      "password-stdin": { type: "boolean" },
       json: { type: "boolean" },
       accounts: { type: "boolean" },
       since: { type: "string" },
@@ -65,8 +70,8 @@ function withRegistry<T>(config: Config, fn: (registry: Registry) => Promise<T> 
 const COMMANDS: Record<string, { options: string[]; words: number }> = {
   start: { options: ["config"], words: 1 },
   "check-config": { options: ["config"], words: 1 },
-  "device add": { options: ["config", "type", "password"], words: 3 },
-  "account add": { options: ["config", "role", "password"], words: 3 },
+  "device add": { options: ["config", "type", "password", "password-stdin"], words: 3 },
+  "account add": { options: ["config", "role", "password", "password-stdin"], words: 3 },
   "device list": { options: ["config", "json"], words: 2 },
   "device remove": { options: ["config"], words: 3 },
   "device import": { options: ["config", "accounts"], words: 3 },
@@ -97,6 +102,9 @@ async function run(argv: string[]): Promise<number> {
     if (!value) throw new UsageError(`missing ${what}`);
     return value;
   };
+  const password = () => givenPassword({ flag: values.password, stdin: values["password-stdin"], env: process.env[PASSWORD_ENV], input: process.stdin });
+  // The password only when it was generated here: one that was given is never echoed.
+  const generated = (given: string | undefined, account: { password: string }) => (given === undefined ? { password: account.password } : {});
 
   const single = command === "start" || command === "check-config" || command === "telemetry";
   const name = `${command} ${single ? "" : (sub ?? "")}`.trim();
@@ -111,16 +119,19 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     case "device add": {
       const id = need(rest[0], "<id>");
-      const account = await withRegistry(config, (r) => addAccount(r, { name: id, role: "device", type: need(values.type, "--type"), password: values.password }, iterations));
-      print({ id: account.name, jid: `${account.name}@${config.domain}`, type: account.type, password: account.password });
+      const type = need(values.type, "--type");
+      const given = await password();
+      const account = await withRegistry(config, (r) => addAccount(r, { name: id, role: "device", type, password: given }, iterations));
+      print({ id: account.name, jid: `${account.name}@${config.domain}`, type: account.type, ...generated(given, account) });
       return 0;
     }
     case "account add": {
       const name = need(rest[0], "<name>");
       const role = need(values.role, "--role");
       if (role !== "service" && role !== "operator") throw new UsageError(`--role must be 'service' or 'operator', not '${role}'`);
-      const account = await withRegistry(config, (r) => addAccount(r, { name, role, type: null, password: values.password }, iterations));
-      print({ name: account.name, jid: `${account.name}@${config.domain}`, role: account.role, password: account.password });
+      const given = await password();
+      const account = await withRegistry(config, (r) => addAccount(r, { name, role, type: null, password: given }, iterations));
+      print({ name: account.name, jid: `${account.name}@${config.domain}`, role: account.role, ...generated(given, account) });
       return 0;
     }
     case "device list": {
@@ -199,7 +210,7 @@ run(process.argv.slice(2)).then(
     if (code !== -1) process.exitCode = code;
   },
   (err: unknown) => {
-    const known = err instanceof ConfigError || err instanceof ProvisionError || err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    const known = err instanceof ConfigError || err instanceof ProvisionError || err instanceof UsageError || err instanceof PasswordInputError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
     process.stderr.write(`error: ${known ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
     process.exitCode = 1;
   },

@@ -4,65 +4,14 @@
 // and no port is ever opened for a bad config. A good config with port 0 logs one
 // "listening" line with the real ports, which accept connections.
 import t from "tap";
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { lines, spawnCli, type Proc, type TT } from "./helpers/cli.js";
 
 t.setTimeout(300_000);
 
-type TT = Parameters<Parameters<typeof t.test>[0]>[0];
-
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-interface Proc {
-  child: ChildProcess;
-  readonly stdout: string;
-  readonly stderr: string;
-  exited: Promise<Run>;
-}
-
-/** The environment a user's shell would give: without tap's loader hooks and settings. */
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(NODE_OPTIONS|TAP|_TAPJS_|LOG_LEVEL$)/.test(k)) env[k] = v;
-  return env;
-}
-
-function spawnCli(args: string[]): Proc {
-  const started = Date.now();
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], { cwd: ROOT, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  const exited = new Promise<Run>((resolve, reject) => {
-    child.once("error", reject);
-    child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
-  });
-  return {
-    child,
-    get stdout() {
-      return stdout;
-    },
-    get stderr() {
-      return stderr;
-    },
-    exited,
-  };
-}
-
-const lines = (text: string) => text.split("\n").filter((l) => l.trim() !== "");
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function tempDir(t: TT): string {

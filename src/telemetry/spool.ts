@@ -7,8 +7,8 @@
 // memory (up to TAIL_MAX_BYTES) for the drainer, so the table is read back only after
 // a restart or when the store has fallen far behind.
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { privateDatabase, privateDir } from "../private-files.js";
 import { serialised, type Sample, type SpooledSample } from "./sample.js";
 import { startSqliteWorker } from "./sqlite-worker.js";
 
@@ -131,8 +131,9 @@ function prepareTables(db: Database.Database): void {
 }
 
 export function openSpool(opts: { dataDir: string; maxBytes: number; onError?: (err: Error) => void }): Spool {
-  mkdirSync(opts.dataDir, { recursive: true });
+  privateDir(opts.dataDir);
   const file = spoolFile(opts.dataDir);
+  privateDatabase(file);
   // This connection only reads (recovery, and a backlog larger than the tail);
   // every write goes through the worker, off the event loop.
   const db = new Database(file);

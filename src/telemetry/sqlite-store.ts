@@ -7,8 +7,8 @@
 // no sample crosses threads. Only samples without a point time (spooled before the
 // point clock existed) are sent as rows.
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { privateDatabase, privateDir } from "../private-files.js";
 import { pointTimeNs, serialised, type Sample, type SpooledSample } from "./sample.js";
 import type { TelemetryStore } from "./store.js";
 import { startSqliteWorker } from "./sqlite-worker.js";
@@ -80,8 +80,11 @@ function spoolRange(samples: SpooledSample[]): [number, number] | null {
 }
 
 export function openSqliteStore(opts: { dataDir: string; /** The spool's database file, to copy batches from. */ spoolFile?: string; onError?: (err: Error) => void }): TelemetryStore {
-  mkdirSync(opts.dataDir, { recursive: true });
+  privateDir(opts.dataDir);
   const file = join(opts.dataDir, "telemetry.sqlite");
+  privateDatabase(file);
+  // ATTACH creates the spool's file when it is missing.
+  if (opts.spoolFile) privateDatabase(opts.spoolFile);
   // The schema is created here, synchronously, so a bad dataDir fails at start-up.
   const db = new Database(file);
   db.pragma("journal_mode = WAL");

@@ -10,6 +10,7 @@
 // TypeScript loader and from dist/ without one.
 import { Worker } from "node:worker_threads";
 import { createRequire } from "node:module";
+import { privateDatabase } from "../private-files.js";
 
 const DRIVER = createRequire(import.meta.url).resolve("better-sqlite3");
 
@@ -64,6 +65,8 @@ interface Reply {
 }
 
 export function startSqliteWorker(spec: SqliteWorkerSpec, onError: (err: Error) => void): SqliteWorker {
+  // Made here, on this thread, so the worker's connection finds it private (owner only).
+  privateDatabase(spec.file);
   const worker = new Worker(RUNTIME(spec.ops), { eval: true, workerData: { driver: DRIVER, file: spec.file, options: spec.options } });
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 1;
