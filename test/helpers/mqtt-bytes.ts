@@ -24,9 +24,16 @@ export function remainingLength(n: number): Buffer {
 /** A packet: first byte (type and flags), Remaining Length, body. */
 export const packet = (first: number, body: Buffer): Buffer => Buffer.concat([Buffer.from([first]), remainingLength(body.length), body]);
 
-/** CONNECT (§3.1) with clean session; user name and password when given. */
-export function connectPacket(o: { clientId: string; username?: string; password?: string; keepalive?: number; protocol?: string }): Buffer {
-  const flags = 0x02 | (o.username !== undefined ? 0x80 : 0) | (o.password !== undefined ? 0x40 : 0);
+/** CONNECT (§3.1) with clean session; a will (QoS 0), user name and password when given. */
+export function connectPacket(o: {
+  clientId: string | Buffer;
+  username?: string | Buffer;
+  password?: string;
+  keepalive?: number;
+  protocol?: string;
+  will?: { topic: string | Buffer; message: string };
+}): Buffer {
+  const flags = 0x02 | (o.will ? 0x04 : 0) | (o.username !== undefined ? 0x80 : 0) | (o.password !== undefined ? 0x40 : 0);
   return packet(
     0x10,
     Buffer.concat([
@@ -34,14 +41,19 @@ export function connectPacket(o: { clientId: string; username?: string; password
       Buffer.from([4, flags]),
       u16(o.keepalive ?? 30),
       utf8(o.clientId),
+      o.will ? Buffer.concat([utf8(o.will.topic), utf8(o.will.message)]) : Buffer.alloc(0),
       o.username !== undefined ? utf8(o.username) : Buffer.alloc(0),
       o.password !== undefined ? utf8(o.password) : Buffer.alloc(0),
     ]),
   );
 }
 
-/** PUBLISH at QoS 0 (§3.3). */
-export const publishPacket = (topic: string, payload: string): Buffer => packet(0x30, Buffer.concat([utf8(topic), Buffer.from(payload)]));
+/** PUBLISH at QoS 0 (§3.3), or at QoS 1 with a packet id. */
+export const publishPacket = (topic: string | Buffer, payload: string, id?: number): Buffer =>
+  packet(id === undefined ? 0x30 : 0x32, Buffer.concat([utf8(topic), id === undefined ? Buffer.alloc(0) : u16(id), Buffer.from(payload)]));
 
 /** SUBSCRIBE (§3.8) to one filter at QoS 0, packet id 1. */
-export const subscribePacket = (filter: string): Buffer => packet(0x82, Buffer.concat([u16(1), utf8(filter), Buffer.from([0])]));
+export const subscribePacket = (filter: string | Buffer): Buffer => packet(0x82, Buffer.concat([u16(1), utf8(filter), Buffer.from([0])]));
+
+/** UNSUBSCRIBE (§3.10) from one filter, packet id 2. */
+export const unsubscribePacket = (filter: string | Buffer): Buffer => packet(0xa2, Buffer.concat([u16(2), utf8(filter)]));
