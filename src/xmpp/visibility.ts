@@ -16,3 +16,10 @@ export const receivesPresenceOf = (viewer: Account, contact: Account): boolean =
   const s = subscriptionOf(viewer, contact);
   return s === "to" || s === "both";
 };
+
+/**
+ * Whether `viewer` may learn anything of `contact` (its presence, telemetry node,
+ * commands, even that it exists): the account itself, or one that sees its presence.
+ */
+export const knowsOf = (viewer: Account | undefined, contact: Account): boolean =>
+  viewer !== undefined && (viewer.name === contact.name || receivesPresenceOf(viewer, contact));

@@ -20,7 +20,7 @@ export const NS_COMMANDS = "http://jabber.org/protocol/commands";
 const SESSION_TTL_MS = 10 * 60_000;
 
 /** A stanza error with XEP-0050's own condition (§4.6) beside the RFC 6120 one. */
-class CommandError extends StanzaError {
+export class CommandError extends StanzaError {
   constructor(condition: string, private readonly specific: string | null, text?: string) {
     super(condition, text);
   }

@@ -2,14 +2,17 @@
 // Nodes `telemetry/<id>` (one device) and `telemetry` (all devices); services and
 // operators subscribe, unsubscribe and fetch the last items; a device publishes its
 // own samples to its node, validated by the same ingest pipeline as MQTT. Items
-// carry XEP-0335 JSON with `device` and `ts`.
+// carry XEP-0335 JSON with `device` and `ts`. A device knows of its own node only
+// (visibility.ts): listings leave the others out, and asking about another device's
+// node answers as for a node that does not exist.
 import xml, { type Element } from "@xmpp/xml";
 import { StanzaError, type StanzaErrorType } from "../errors.js";
 import type { Router, StanzaEvent } from "../router.js";
-import type { Registry } from "../../registry/registry.js";
+import type { Account, Registry } from "../../registry/registry.js";
 import type { Ingest } from "../../telemetry/ingest.js";
 import { sampleJson, type SpooledSample } from "../../telemetry/sample.js";
 import { NS_DISCO_INFO, NS_DISCO_ITEMS, type Disco } from "./disco.js";
+import { knowsOf } from "../visibility.js";
 
 export const NS_PUBSUB = "http://jabber.org/protocol/pubsub";
 export const NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event";
@@ -77,12 +80,17 @@ export function pubsubModule(deps: { router: Router; registry: Registry; ingest:
   router.addService(service);
   disco.addItem(service, "Live telemetry");
 
-  const deviceOf = (node: string | undefined): string | null => {
-    if (!node?.startsWith("telemetry/")) return null;
-    const id = node.slice("telemetry/".length);
-    return registry.get(id)?.role === "device" ? id : null;
+  const deviceOf = (node: string | undefined): Account | undefined => {
+    if (!node?.startsWith("telemetry/")) return undefined;
+    const account = registry.get(node.slice("telemetry/".length));
+    return account?.role === "device" ? account : undefined;
   };
-  const nodeExists = (node: string | undefined) => node === ALL || deviceOf(node) !== null;
+  /** A node exists for `viewer` when it may know of it: `telemetry` for subscribers, a device's node for those who know of the device. */
+  const visible = (node: string | undefined, viewer: Account | undefined): boolean => {
+    if (node === ALL) return viewer !== undefined && viewer.role !== "device";
+    const device = deviceOf(node);
+    return device !== undefined && knowsOf(viewer, device);
+  };
   const answer = (event: StanzaEvent, ...children: Element[]) => router.reply(event, xml("iq", { type: "result", id: event.stanza.attrs.id }, ...children));
 
   function itemElement(sample: SpooledSample): Element {
@@ -139,7 +147,7 @@ export function pubsubModule(deps: { router: Router; registry: Registry; ingest:
       case "subscribe":
       case "unsubscribe": {
         if (!subscriberCheck(event)) return true;
-        if (!nodeExists(node)) return (router.error(event, new StanzaError("item-not-found", `no node '${node ?? ""}'`)), true);
+        if (!visible(node, event.origin?.account)) return (router.error(event, new StanzaError("item-not-found", `no node '${node ?? ""}'`)), true);
         const jid = op.attrs.jid ?? event.from.toString();
         // XEP-0060 §6.1.3.1: one may subscribe only oneself (bare or full JID).
         if (jid !== event.from.toString() && jid !== event.origin!.bare)
@@ -163,12 +171,15 @@ export function pubsubModule(deps: { router: Router; registry: Registry; ingest:
   async function publish(event: StanzaEvent, op: Element, node: string | undefined): Promise<void> {
     const device = deviceOf(node);
     const sender = event.origin?.account;
+    const refused = () => router.error(event, new StanzaError("forbidden", "a device publishes only to its own node"));
+    // Checked before the node's existence: a device learns nothing of other devices' nodes.
+    if (sender?.role === "device" && device?.name !== sender.name) return refused();
     if (!device) return router.error(event, new StanzaError("item-not-found", `no node '${node ?? ""}'`));
-    if (!sender || sender.role !== "device" || sender.name !== device) return router.error(event, new StanzaError("forbidden", "a device publishes only to its own node"));
+    if (sender?.role !== "device") return refused();
     const items = op.getChildren("item");
     const json = items.length === 1 ? items[0]!.getChild("json", NS_JSON) : undefined;
     if (!json) return router.error(event, new PubsubError("bad-request", "invalid-payload", "publish exactly one item holding <json xmlns='urn:xmpp:json:0'>"));
-    const result = await ingest.ingest(device, json.getText(), "xmpp");
+    const result = await ingest.ingest(device.name, json.getText(), "xmpp");
     if (!result.ok) {
       const detail = result.issues.length ? result.issues.map((i) => `${i.path}: ${i.message}`).join("; ") : result.reason;
       return router.error(event, result.overloaded ? new StanzaError("resource-constraint", result.reason) : new PubsubError("bad-request", "invalid-payload", detail));
@@ -181,7 +192,7 @@ export function pubsubModule(deps: { router: Router; registry: Registry; ingest:
     if (!op) return (router.error(event, new PubsubError("feature-not-implemented", "unsupported", "only <items/> is supported")), true);
     if (!subscriberCheck(event)) return true;
     const node = op.attrs.node;
-    if (!nodeExists(node)) return (router.error(event, new StanzaError("item-not-found", `no node '${node ?? ""}'`)), true);
+    if (!visible(node, event.origin?.account)) return (router.error(event, new StanzaError("item-not-found", `no node '${node ?? ""}'`)), true);
     const max = Number.parseInt(op.attrs.max_items ?? "", 10);
     const list = recentOf(node!);
     const shown = Number.isFinite(max) && max > 0 ? list.slice(-max) : list;
@@ -194,15 +205,25 @@ export function pubsubModule(deps: { router: Router; registry: Registry; ingest:
     if (node === undefined) {
       answer(event, xml("query", { xmlns: NS_DISCO_INFO }, xml("identity", { category: "pubsub", type: "service", name: "Live telemetry" }),
         ...[NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, `${NS_PUBSUB}#subscribe`, `${NS_PUBSUB}#retrieve-items`, `${NS_PUBSUB}#publish`].map((v) => xml("feature", { var: v }))));
-    } else if (nodeExists(node)) {
+    } else if (visible(node, event.origin?.account)) {
       answer(event, xml("query", { xmlns: NS_DISCO_INFO, node }, xml("identity", { category: "pubsub", type: "leaf" }), xml("feature", { var: NS_PUBSUB })));
     } else router.error(event, new StanzaError("item-not-found", `no node '${node}'`));
     return true;
   });
 
   router.events.on(`iq-get/${service}/${NS_DISCO_ITEMS}:query`, (event) => {
-    if (event.payload!.attrs.node !== undefined) return (answer(event, xml("query", { xmlns: NS_DISCO_ITEMS, node: event.payload!.attrs.node })), true);
-    const items = [xml("item", { jid: service, node: ALL, name: "all devices" }), ...registry.list("device").map((d) => xml("item", { jid: service, node: `telemetry/${d.name}`, name: d.name }))];
+    const viewer = event.origin?.account;
+    const node = event.payload!.attrs.node;
+    if (node !== undefined) {
+      // A node's items are not listed here; a node the requester may not know of does not exist.
+      if (visible(node, viewer)) answer(event, xml("query", { xmlns: NS_DISCO_ITEMS, node }));
+      else router.error(event, new StanzaError("item-not-found", `no node '${node}'`));
+      return true;
+    }
+    const items = [
+      ...(visible(ALL, viewer) ? [xml("item", { jid: service, node: ALL, name: "all devices" })] : []),
+      ...registry.list("device").filter((d) => knowsOf(viewer, d)).map((d) => xml("item", { jid: service, node: `telemetry/${d.name}`, name: d.name })),
+    ];
     answer(event, xml("query", { xmlns: NS_DISCO_ITEMS }, ...items));
     return true;
   });
