@@ -53,6 +53,8 @@ export const configSchema = z.strictObject({
       // Prosody's and ejabberd's pre-auth limits are the model: small stanzas and a
       // bounded negotiation time before a client has proved who it is.
       maxPreAuthStanzaBytes: positiveInt.min(512).default(10000),
+      // Deepest element nesting a stanza may have (the stream element not counted).
+      maxDepth: positiveInt.min(4).max(1000).default(64),
       negotiationTimeoutMs: positiveInt.default(60000),
       // XMPP over WebSocket has no STARTTLS: TLS ends in front (a reverse proxy). A
       // connection from these addresses counts as confidential, like Prosody's
@@ -106,6 +108,8 @@ export const configSchema = z.strictObject({
       serviceBytesPerSecond: positiveInt.default(16 * 1024 * 1024),
       serviceBurstBytes: positiveInt.default(64 * 1024 * 1024),
       connectionsPerSecond: positiveInt.default(500),
+      // A TLS handshake (MQTT over TLS, XMPP STARTTLS) not finished in this time closes the socket.
+      tlsHandshakeMs: positiveInt.default(10_000),
       connectionBurst: positiveInt.default(20000),
     })
     .prefault({}),
@@ -114,9 +118,12 @@ export const configSchema = z.strictObject({
     .strictObject({
       // RFC 7677 §4 asks for at least 4096 PBKDF2 iterations.
       scramIterations: positiveInt.min(4096).default(4096),
-      // After this many failures in a minute from one address, answers are delayed.
-      failuresBeforeDelay: positiveInt.default(4),
-      failureDelayMs: z.number().int().min(0).default(2000),
+      // Failed-login bans (src/auth/limiter.ts): this many failures from one address
+      // (or for one account) within failureWindowMs refuse it for banMs.
+      maxFailures: positiveInt.default(10),
+      maxAccountFailures: positiveInt.default(10),
+      failureWindowMs: positiveInt.default(600_000),
+      banMs: positiveInt.default(600_000),
       // Verified passwords remembered (keyed digests) so reconnects skip PBKDF2; 0 = off.
       verifiedCacheSize: z.number().int().min(0).default(100_000),
       // Threads that check passwords (PBKDF2), and how much they yield to the event

@@ -9,7 +9,8 @@ import { openSqliteRegistry } from "./registry/sqlite.js";
 import type { Registry } from "./registry/registry.js";
 import { createAuthenticator } from "./auth/credentials.js";
 import { startHashPool } from "./auth/hash-pool.js";
-import { createFailureLimiter, type FailureLimiter } from "./auth/limiter.js";
+import { createFailureLimiter } from "./auth/limiter.js";
+import { createLogin } from "./auth/login.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { connectionRateLimiter, type Shape } from "./limits.js";
 import { loadTls } from "./tls.js";
@@ -23,6 +24,7 @@ import { adhocModule, type CommandRunner } from "./xmpp/modules/adhoc.js";
 import { createDispatcher, type Dispatcher } from "./commands/dispatch.js";
 import { sensorDataModule } from "./xmpp/modules/sensordata.js";
 import { controlModule } from "./xmpp/modules/control.js";
+import { hostCommandsModule } from "./xmpp/modules/host-commands.js";
 import { startHttp } from "./http/server.js";
 import { openSpool, spoolFile } from "./telemetry/spool.js";
 import { openSqliteStore } from "./telemetry/sqlite-store.js";
@@ -82,6 +84,7 @@ export function mqttOptions(config: Config, tls: MqttOptions["tls"], admit: (add
     outboundHighWaterBytes: mqtt.outboundHighWaterBytes,
     slowConsumerTimeoutMs: mqtt.slowConsumerTimeoutMs,
     tls,
+    tlsHandshakeMs: config.limits.tlsHandshakeMs,
     ...limitShapes(config),
     admit,
   };
@@ -109,13 +112,16 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   if (!hashPool.niced) log.warn({ nice: config.auth.hashNice }, "password hashing threads could not lower their priority; a connect storm competes with connected sessions for the CPU");
   if (!hashPool.native) log.warn("native PBKDF2 not built (npm run build:native); password checks use OpenSSL's, about half as fast");
   const auth = createAuthenticator({ registry, domain: config.domain, iterations: config.auth.scramIterations, verifiedCacheSize: config.auth.verifiedCacheSize, hashPool });
-  const limiter = createFailureLimiter({ freeFailures: config.auth.failuresBeforeDelay, delayMs: config.auth.failureDelayMs });
-  // One failure counter per address for every protocol; failures counted per protocol.
   let metrics: Metrics | null = null;
-  const counted = (protocol: "xmpp" | "mqtt"): FailureLimiter => ({
-    failure: (address) => (metrics?.authFailure(protocol), limiter.failure(address)),
-    pending: limiter.pending,
+  const limiter = createFailureLimiter({
+    maxFailures: config.auth.maxFailures,
+    maxAccountFailures: config.auth.maxAccountFailures,
+    windowMs: config.auth.failureWindowMs,
+    banMs: config.auth.banMs,
+    onBan: (ban) => (metrics?.ban(ban.scope), log.warn({ scope: ban.scope, [ban.scope]: ban.key, failures: ban.failures, until: new Date(ban.until).toISOString() }, "login banned")),
   });
+  // One limiter for every protocol; failures and refusals counted per protocol.
+  const login = createLogin({ auth, limiter, events: { failure: (protocol) => metrics?.authFailure(protocol), refused: (protocol) => metrics?.authRefused(protocol) } });
 
   const { shape, serviceShape } = limitShapes(config);
   const xmpp = createXmppServer({
@@ -128,7 +134,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     },
     registry,
     auth,
-    limiter: counted("xmpp"),
+    login,
     log,
   });
   const agent = createDeviceAgent({ router: xmpp.router });
@@ -164,10 +170,11 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   pubsubModule({ router: xmpp.router, registry, ingest, disco: xmpp.disco });
   sensorDataModule({ router: xmpp.router, registry, agent, ingest, store, deviceType });
   controlModule({ router: xmpp.router, registry, agent, commands, deviceType });
+  hostCommandsModule({ router: xmpp.router, disco: xmpp.disco });
 
   let mqttBroker: MqttBroker | null = null;
   let xmppListener: { connections: number } | null = null;
-  metrics = createMetrics({ router: xmpp.router, ingest, drainer, spool, dispatcher, mqtt: () => mqttBroker, xmppConnections: () => xmppListener?.connections ?? 0, bridges: () => bridges.map((b) => b.state) });
+  metrics = createMetrics({ router: xmpp.router, ingest, drainer, spool, dispatcher, mqtt: () => mqttBroker, xmppConnections: () => xmppListener?.connections ?? 0, bridges: () => bridges.map((b) => b.state), logins: () => limiter.size, streamErrors: xmpp.streamErrors });
 
   const connections = connectionRateLimiter(config.limits.connectionsPerSecond, config.limits.connectionBurst);
   const admit = (address: string) => {
@@ -182,6 +189,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     await spool.close();
     await store.close();
     await hashPool.close();
+    limiter.close();
     registry.close();
   };
   try {
@@ -209,8 +217,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     bridgeDisco({ router: xmpp.router, disco: xmpp.disco, bridges });
     const mqtt = await startMqtt({
       options: mqttOptions(config, tls, admit),
-      auth,
-      limiter: counted("mqtt"),
+      login,
       presence: devicesOnMqtt,
       telemetry: (device, payload, done) => ingest.ingestThen(device, payload, "mqtt", done),
       onReply: (device, payload) => dispatcher.reply(device, payload),
@@ -230,7 +237,8 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
         host: config.xmpp.host,
         port: config.xmpp.port,
         tls: tls.context,
-        limits: { maxStanzaBytes: Math.min(config.xmpp.maxPreAuthStanzaBytes, config.xmpp.maxStanzaBytes), maxChildren: MAX_CHILDREN },
+        limits: { maxStanzaBytes: Math.min(config.xmpp.maxPreAuthStanzaBytes, config.xmpp.maxStanzaBytes), maxChildren: MAX_CHILDREN, maxDepth: config.xmpp.maxDepth },
+        tlsHandshakeMs: config.limits.tlsHandshakeMs,
         shape,
         admit,
       },
@@ -243,6 +251,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
         maxStanzaBytes: config.xmpp.maxStanzaBytes,
         maxPreAuthStanzaBytes: Math.min(config.xmpp.maxPreAuthStanzaBytes, config.xmpp.maxStanzaBytes),
         maxChildren: MAX_CHILDREN,
+        maxDepth: config.xmpp.maxDepth,
         shape,
         admit,
         isSecure: (req) => Boolean((req.socket as { encrypted?: boolean }).encrypted) || config.xmpp.websocketSecureFrom.includes(req.socket.remoteAddress ?? ""),

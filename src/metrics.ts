@@ -15,6 +15,10 @@ export interface Metrics {
   command(outcome: string, seconds: number): void;
   /** One failed password check. */
   authFailure(protocol: "xmpp" | "mqtt"): void;
+  /** One login refused by a ban, before any password check. */
+  authRefused(protocol: "xmpp" | "mqtt"): void;
+  /** One ban started. */
+  ban(scope: "address" | "account"): void;
 }
 
 export function createMetrics(deps: {
@@ -26,6 +30,10 @@ export function createMetrics(deps: {
   mqtt: () => MqttBroker | null;
   xmppConnections: () => number;
   bridges?: () => Array<{ name: string; connected: boolean; messagesIn: number; messagesOut: number; reconnects: number }>;
+  /** XMPP stream errors sent, by condition. */
+  streamErrors?: ReadonlyMap<string, number>;
+  /** The failed-login limiter's records and bans in force. */
+  logins?: () => { records: number; bannedAddresses: number; bannedAccounts: number };
 }): Metrics {
   const { router, ingest, drainer, spool, dispatcher } = deps;
   const registry = new Registry();
@@ -107,9 +115,27 @@ export function createMetrics(deps: {
       });
     }
   };
+  const streamErrors = new Counter({ name: "switchboard_xmpp_stream_errors_total", help: "XMPP streams ended with a stream error, by condition (policy-violation, unsupported-encoding, ...)", labelNames: ["condition"], registers });
+  const sentStreamErrors = new Map<string, number>();
+  mirrored.push(() => {
+    for (const [condition, n] of deps.streamErrors ?? []) {
+      const last = sentStreamErrors.get(condition) ?? 0;
+      if (n > last) streamErrors.labels(condition).inc(n - last);
+      sentStreamErrors.set(condition, n);
+    }
+  });
   mirror("switchboard_store_write_failures_total", "Failed store writes (retried)", { all: () => drainer.state.writeFailures });
   mirror("switchboard_store_dead_letter_samples_total", "Samples the store refused, moved to the dead-letter file", { all: () => drainer.state.deadLettered });
-  mirror("switchboard_mqtt_packets_refused_total", "MQTT connections closed for an oversized or malformed packet", { all: () => deps.mqtt()?.counters.rejectedPackets ?? 0 });
+  mirror(
+    "switchboard_mqtt_packets_refused_total",
+    "MQTT connections closed for a refused packet, by reason (oversize, malformed, bad-utf8)",
+    {
+      oversize: () => deps.mqtt()?.counters.rejectedByVerdict.oversize ?? 0,
+      malformed: () => deps.mqtt()?.counters.rejectedByVerdict.malformed ?? 0,
+      "bad-utf8": () => deps.mqtt()?.counters.rejectedByVerdict["bad-utf8"] ?? 0,
+    },
+    "reason",
+  );
   mirror("switchboard_mqtt_publishes_dropped_total", "MQTT publishes dropped (ACL or invalid telemetry)", { all: () => deps.mqtt()?.counters.droppedPublishes ?? 0 });
   mirror("switchboard_mqtt_slow_consumers_total", "MQTT connections closed for not reading what they were sent (mqtt.slowConsumerTimeoutMs)", { all: () => deps.mqtt()?.counters.slowConsumers ?? 0 });
   mirror("switchboard_mqtt_telemetry_tapped_total", "MQTT telemetry publishes handled on the telemetry path, not aedes' (docs/mqtt.md)", { all: () => deps.mqtt()?.counters.tappedPublishes ?? 0 });
@@ -147,6 +173,20 @@ export function createMetrics(deps: {
   const commands = new Counter({ name: "switchboard_commands_total", help: "Commands by outcome", labelNames: ["outcome"], registers });
   const commandSeconds = new Histogram({ name: "switchboard_command_seconds", help: "Command round trip through the broker", labelNames: ["outcome"], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30], registers });
   const authFailures = new Counter({ name: "switchboard_auth_failures_total", help: "Failed logins by protocol", labelNames: ["protocol"], registers });
+  const authRefused = new Counter({ name: "switchboard_auth_refused_banned_total", help: "Logins refused while their address or account was banned, by protocol", labelNames: ["protocol"], registers });
+  const bans = new Counter({ name: "switchboard_auth_bans_total", help: "Failed-login bans started, by scope (address or account)", labelNames: ["scope"], registers });
+  new Gauge({
+    name: "switchboard_auth_banned",
+    help: "Addresses and accounts banned now, by scope",
+    labelNames: ["scope"],
+    registers,
+    collect() {
+      const size = deps.logins?.();
+      this.set({ scope: "address" }, size?.bannedAddresses ?? 0);
+      this.set({ scope: "account" }, size?.bannedAccounts ?? 0);
+    },
+  });
+  new Gauge({ name: "switchboard_auth_limiter_records", help: "Failure counts and bans the login limiter holds (capped)", registers, collect() { this.set(deps.logins?.().records ?? 0); } });
 
   return {
     registry,
@@ -155,5 +195,7 @@ export function createMetrics(deps: {
       commandSeconds.labels(outcome).observe(seconds);
     },
     authFailure: (protocol) => authFailures.labels(protocol).inc(),
+    authRefused: (protocol) => authRefused.labels(protocol).inc(),
+    ban: (scope) => bans.labels(scope).inc(),
   };
 }

@@ -31,11 +31,16 @@ const log = createLogger();
 const registry = openSqliteRegistry({ dataDir: resolve(config.dataDir) });
 const hashPool = await startHashPool({ threads: config.auth.hashThreads, nice: config.auth.hashNice });
 const auth = createAuthenticator({ registry, domain: config.domain, iterations: config.auth.scramIterations, verifiedCacheSize: config.auth.verifiedCacheSize, hashPool });
-const limiter = createFailureLimiter({ freeFailures: config.auth.failuresBeforeDelay, delayMs: config.auth.failureDelayMs });
+// A checkout with failed-login bans (src/auth/login.js) takes a login; an older one a delaying limiter.
+const { createLogin } = await dist('src/auth/login.js').catch(() => ({}));
+const limiter = createLogin
+  ? createFailureLimiter({ maxFailures: config.auth.maxFailures, maxAccountFailures: config.auth.maxAccountFailures, windowMs: config.auth.failureWindowMs, banMs: config.auth.banMs })
+  : createFailureLimiter({ freeFailures: config.auth.failuresBeforeDelay, delayMs: config.auth.failureDelayMs });
+const login = createLogin?.({ auth, limiter });
 const { serviceShape } = limitShapes(config);
 const xmpp = createXmppServer({
   options: { domain: config.domain, requireTls: false, maxStanzaBytes: config.xmpp.maxStanzaBytes, negotiationTimeoutMs: config.xmpp.negotiationTimeoutMs, serviceShape },
-  registry, auth, limiter, log,
+  registry, auth, limiter, login, log,
 });
 const agent = createDeviceAgent({ router: xmpp.router });
 const presence = mqttPresence({ router: xmpp.router, presence: xmpp.presence, agent });
@@ -45,7 +50,7 @@ const accepted = { ok: true };
 const mqtt = await startMqtt({
   // TCP only (the bench's config has no TLS port), so no certificate.
   options: { ...mqttOptions(config, { cert: '', key: '' }, (address) => connections.allow(address)), tlsPort: null },
-  auth, limiter, presence,
+  auth, limiter, login, presence,
   telemetry: (_device, _payload, done) => done(accepted),
   onReply: () => {},
   log,

@@ -8,11 +8,11 @@ import type { Duplex } from "node:stream";
 import type { IncomingMessage } from "node:http";
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from "aedes";
 import type { Logger } from "../../src/log.js";
-import type { Authenticator } from "../../src/auth/credentials.js";
-import type { FailureLimiter } from "../../src/auth/limiter.js";
+import { banText, type Login } from "../../src/auth/login.js";
 import type { Account } from "../../src/registry/registry.js";
-import { GuardedConnection, WILDCARD_MARKS, type InboundPublish } from "./guard.js";
+import { GuardedConnection, WILDCARD_MARKS, type GuardVerdict, type InboundPublish } from "./guard.js";
 import { listen } from "../../src/listen.js";
+import { TLS_SETTINGS } from "../../src/tls.js";
 import type { Shape } from "../../src/limits.js";
 import { deviceTopic, publishDenied, subscribeAllowed } from "./acl.js";
 import type { MqttPresence } from "./presence.js";
@@ -39,10 +39,14 @@ export interface MqttOptions {
   /** Read rate for service accounts once authenticated (limits.service*). */
   serviceShape?: Shape;
   admit?: (address: string) => boolean;
+  /** A TLS handshake not finished in this time closes the socket. */
+  tlsHandshakeMs?: number;
 }
 
 export interface MqttCounters {
+  /** Connections the guard closed for a packet, in all and by its verdict. */
   rejectedPackets: number;
+  rejectedByVerdict: Record<GuardVerdict, number>;
   droppedPublishes: number;
   refusedSubscriptions: number;
   authFailures: number;
@@ -93,22 +97,21 @@ function refusal(code: 2 | 4 | 5, message: string): AuthenticateError {
 
 export async function startMqtt(deps: {
   options: MqttOptions;
-  auth: Authenticator;
-  limiter: FailureLimiter;
+  login: Login;
   presence: MqttPresence;
   telemetry: TelemetrySink;
   /** A device's message on its replies topic (command results). */
   onReply: (device: string, payload: Buffer) => void;
   log: Logger;
 }): Promise<MqttBroker> {
-  const { options, auth, limiter, presence, telemetry, onReply, log } = deps;
+  const { options, login, presence, telemetry, onReply, log } = deps;
   const accounts = new WeakMap<Client, Account>();
   /** Each authenticated client's publishes, answered in the order they came (in-order.ts). */
   const answers = new WeakMap<Client, InOrder>();
   /** A device client's own telemetry topic, made once per connection, not per publish. */
   const telemetryTopics = new WeakMap<Client, { name: string; bytes: Buffer }>();
   const keepaliveExpired = new WeakSet<Client>();
-  const counters: MqttCounters = { rejectedPackets: 0, droppedPublishes: 0, refusedSubscriptions: 0, authFailures: 0, slowConsumers: 0, tappedPublishes: 0 };
+  const counters: MqttCounters = { rejectedPackets: 0, rejectedByVerdict: { oversize: 0, malformed: 0, "bad-utf8": 0 }, droppedPublishes: 0, refusedSubscriptions: 0, authFailures: 0, slowConsumers: 0, tappedPublishes: 0 };
   let shuttingDown = false;
 
   const addressOf = (client: Client) => (client.conn as { remoteAddress?: string }).remoteAddress ?? "unknown";
@@ -138,12 +141,15 @@ export async function startMqtt(deps: {
       const fail = (code: 2 | 4 | 5, message: string) => {
         counters.authFailures++;
         log.info({ protocol: "mqtt", clientId: client.id, user: username, address, code }, "authentication failed");
-        const delay = limiter.failure(address);
-        setTimeout(() => done(refusal(code, message), null), delay);
+        done(refusal(code, message), null);
       };
       if (!username || !password) return fail(4, "user name and password are required");
-      auth.verifyPassword(username, password.toString("utf8")).then((account) => {
-        if (!account) return fail(4, "bad user name or password");
+      login.password("mqtt", address, username, password.toString("utf8")).then((outcome) => {
+        // MQTT 3.1.1 §3.2.2.3: 5 (not authorized) while banned, whatever the password;
+        // not logged one by one (the ban was, once; /metrics counts the refusals).
+        if (!outcome.ok && outcome.ban) return done(refusal(5, banText(outcome.ban)), null);
+        if (!outcome.ok) return fail(4, "bad user name or password");
+        const { account } = outcome;
         // MQTT 3.1.1 §3.1.3.1 lets the server refuse a client id: a device's is its own id.
         if (account.role === "device" && client.id !== account.name) return fail(2, `client id must be '${account.name}'`);
         if (account.role === "operator") return fail(5, "operators use XMPP");
@@ -302,6 +308,7 @@ export async function startMqtt(deps: {
       options.maxPacketBytes,
       (verdict, bytes) => {
         counters.rejectedPackets++;
+        counters.rejectedByVerdict[verdict]++;
         log.info({ protocol: "mqtt", address: stream.remoteAddress, verdict, bytes, limit: options.maxPacketBytes }, "packet refused; connection closed");
       },
       options.shape,
@@ -316,8 +323,17 @@ export async function startMqtt(deps: {
   // command published while a previous packet is unacknowledged waits for the
   // client's delayed ACK, up to 40 ms on Linux, which dominated command round trips.
   const tcp = net.createServer({ noDelay: true }, (socket) => accept(socket));
-  const secure = options.tlsPort === null ? null : tls.createServer({ cert: options.tls.cert, key: options.tls.key, minVersion: "TLSv1.2", noDelay: true }, (socket) => accept(socket));
-  secure?.on("tlsClientError", (err) => log.debug({ err: err.message }, "mqtt TLS handshake failed"));
+  // handshakeTimeout: a socket that sends no ClientHello (or stalls mid-handshake) is
+  // closed, not held open with its file descriptor (Node's default waits 120 s).
+  const secure =
+    options.tlsPort === null
+      ? null
+      : tls.createServer({ cert: options.tls.cert, key: options.tls.key, ...TLS_SETTINGS, handshakeTimeout: options.tlsHandshakeMs ?? 10_000, noDelay: true }, (socket) => accept(socket));
+  // With a listener here Node leaves the socket open (the handshake timeout included): closed here.
+  secure?.on("tlsClientError", (err, socket) => {
+    log.debug({ err: err.message }, "mqtt TLS handshake failed");
+    socket.destroy();
+  });
   const mqttPort = await listen(tcp, options.port, options.host);
   const tlsPort = secure ? await listen(secure, options.tlsPort!, options.host) : null;
 

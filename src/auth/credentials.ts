@@ -11,13 +11,21 @@ export async function createCredentials(password: string, iterations: number): P
 }
 
 export interface Authenticator {
+  /**
+   * The name a login is counted and decoyed under: `name` and `name@domain` in any
+   * case are one name, whether or not the account exists.
+   */
+  loginName(username: string): string;
   /** The account behind a name given at login, which may be `name` or `name@domain`. */
   resolve(username: string): Account | undefined;
+  /** The account, when this exact password was verified for it before (no PBKDF2). */
+  verifiedBefore(username: string, password: string): Account | undefined;
   /** Checks a clear password (SASL PLAIN, MQTT) against the stored SCRAM-SHA-256 keys. */
   verifyPassword(username: string, password: string): Promise<Account | undefined>;
   /**
-   * Keys for a SCRAM exchange. For an unknown user it returns stable decoy keys
-   * so that the server-first message does not reveal which accounts exist.
+   * Keys for a SCRAM exchange. For an unknown user it returns decoy keys whose salt
+   * and iteration count depend only on the login name and a server secret, so the
+   * server-first message is as stable as a real account's and reveals nothing.
    */
   scramKeys(username: string, hash: ScramHash): { account: Account | undefined; keys: ScramKeys };
 }
@@ -59,35 +67,49 @@ function verifiedCache(size: number) {
  */
 export function createAuthenticator(deps: { registry: Registry; domain: string; iterations: number; verifiedCacheSize?: number; hashPool?: Pick<HashPool, "pbkdf2"> }): Authenticator {
   const { registry, domain, iterations, hashPool } = deps;
-  const decoySecret = randomBytes(32);
+  // Shared through the registry: every node of a fleet gives an unknown name the same salt.
+  const decoySecret = registry.secret("scram-decoy");
   const verified = verifiedCache(deps.verifiedCacheSize ?? 100_000);
 
+  function loginName(username: string): string {
+    const lower = username.toLowerCase();
+    const at = lower.lastIndexOf("@");
+    return at >= 0 && lower.slice(at + 1) === domain ? lower.slice(0, at) : lower;
+  }
+
   function resolve(username: string): Account | undefined {
-    const at = username.indexOf("@");
-    if (at >= 0) {
-      if (username.slice(at + 1).toLowerCase() !== domain) return undefined;
-      username = username.slice(0, at);
-    }
-    return registry.get(username.toLowerCase());
+    const name = loginName(username);
+    return name.includes("@") ? undefined : registry.get(name);
   }
 
   function decoy(username: string, hash: ScramHash): ScramKeys {
-    const salt = createHmac("sha256", decoySecret).update(`${hash}:${username}`).digest().subarray(0, 16);
+    const salt = createHmac("sha256", decoySecret).update(`${hash}:${loginName(username)}`).digest().subarray(0, 16);
     const size = hash === "sha1" ? 20 : 32;
     return { salt, iterations, storedKey: randomBytes(size), serverKey: randomBytes(size) };
   }
 
+  /** The account and its stored keys, once per check. */
+  function lookup(username: string): { account: Account; credentials: Credentials } | undefined {
+    const account = resolve(username);
+    const credentials = account && registry.credentials(account.name);
+    return account && credentials ? { account, credentials } : undefined;
+  }
+  const seenBefore = (found: ReturnType<typeof lookup>, password: string) =>
+    found && verified.has(found.account.name, found.credentials.sha256.storedKey, password) ? found.account : undefined;
+
   return {
+    loginName,
     resolve,
+    verifiedBefore: (username, password) => seenBefore(lookup(username), password),
     async verifyPassword(username, password) {
-      const account = resolve(username);
-      const credentials = account && registry.credentials(account.name);
-      if (account && credentials && verified.has(account.name, credentials.sha256.storedKey, password)) return account;
+      const found = lookup(username);
+      const known = seenBefore(found, password);
+      if (known) return known;
       // An unknown user costs the same PBKDF2 as a known one: no timing oracle.
-      const ok = await verifyPassword("sha256", credentials?.sha256 ?? decoy(username, "sha256"), password, hashPool?.pbkdf2);
-      if (!ok || !account || !credentials) return undefined;
-      verified.add(account.name, credentials.sha256.storedKey, password);
-      return account;
+      const ok = await verifyPassword("sha256", found?.credentials.sha256 ?? decoy(username, "sha256"), password, hashPool?.pbkdf2);
+      if (!ok || !found) return undefined;
+      verified.add(found.account.name, found.credentials.sha256.storedKey, password);
+      return found.account;
     },
     scramKeys(username, hash) {
       const account = resolve(username);

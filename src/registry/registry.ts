@@ -43,6 +43,11 @@ export interface Registry {
   setLastSeen(name: string, seen: LastSeen): void;
   /** Changes made by any process (CLI or broker); delivered after they commit. */
   onChange(listener: (change: AccountChange) => void): () => void;
+  /**
+   * A random server secret by name, made on first use and the same from then on for
+   * every process sharing this registry (the decoy salts of unknown names).
+   */
+  secret(name: string): Buffer;
   close(): void;
 }
 

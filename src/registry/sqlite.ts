@@ -2,8 +2,9 @@
 // broker reads; the broker learns of CLI changes from the account_changes log, which
 // triggers fill inside the writer's own transaction.
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { privateDatabase, privateDir } from "../private-files.js";
 import type { ScramKeys } from "../auth/scram.js";
 import { RegistryError, type Account, type AccountChange, type Credentials, type LastSeen, type NewAccount, type Registry, type Role } from "./registry.js";
 
@@ -16,6 +17,7 @@ CREATE TABLE IF NOT EXISTS accounts (
   sha256_salt BLOB NOT NULL, sha256_iter INTEGER NOT NULL, sha256_stored BLOB NOT NULL, sha256_server BLOB NOT NULL,
   created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS last_seen (name TEXT PRIMARY KEY, at INTEGER NOT NULL, status TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS account_changes (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL, type TEXT, created_at INTEGER NOT NULL
@@ -60,8 +62,10 @@ const MISS_POLL_MS = 20;
 export const SEEN_WRITE_MS = 100;
 
 export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }: SqliteRegistryOptions): Registry {
-  mkdirSync(dataDir, { recursive: true });
-  const db = new Database(join(dataDir, "registry.sqlite"));
+  privateDir(dataDir);
+  const file = join(dataDir, "registry.sqlite");
+  privateDatabase(file);
+  const db = new Database(file);
   db.pragma("journal_mode = WAL");
   db.pragma("busy_timeout = 5000");
   db.pragma("synchronous = NORMAL");
@@ -86,6 +90,9 @@ export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }
     ),
     lastChange: db.prepare<[], { seq: number | null }>("SELECT max(seq) AS seq FROM account_changes"),
     prune: db.prepare("DELETE FROM account_changes WHERE seq <= ? - 100000"),
+    // The first process to ask makes the secret; every later one reads that one.
+    makeSecret: db.prepare<[string, Buffer]>("INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT(name) DO NOTHING"),
+    secret: db.prepare<[string], { value: Buffer }>("SELECT value FROM secrets WHERE name = ?"),
   };
 
   // The directory: every account in memory (10,000 devices are a few MB), kept
@@ -203,6 +210,10 @@ export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }
     setLastSeen(name, seen) {
       pendingSeen.set(name, seen);
       seenTimer ??= setTimeout(flushSeen, SEEN_WRITE_MS).unref();
+    },
+    secret(name) {
+      stmt.makeSecret.run(name, randomBytes(32));
+      return stmt.secret.get(name)!.value;
     },
     onChange(listener) {
       listeners.add(listener);

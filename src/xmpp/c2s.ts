@@ -7,7 +7,7 @@ import xml, { type Element } from "@xmpp/xml";
 import type { Logger } from "../log.js";
 import type { Shape } from "../limits.js";
 import type { Authenticator } from "../auth/credentials.js";
-import type { FailureLimiter } from "../auth/limiter.js";
+import type { Login } from "../auth/login.js";
 import type { Account } from "../registry/registry.js";
 import { NS_SASL, NS_STREAMS, StanzaError, StreamError, errorReply } from "./errors.js";
 import { JID, validResource } from "./jid.js";
@@ -54,11 +54,16 @@ export interface C2SOptions {
 export interface C2SDeps {
   options: C2SOptions;
   auth: Authenticator;
-  limiter: FailureLimiter;
+  login: Login;
   router: Router;
   presence: PresenceService;
   log: Logger;
+  /** Stream errors sent, by condition (for /metrics). */
+  streamErrors?: Map<string, number>;
 }
+
+/** Elements held while the stream waits for a SASL step. */
+const MAX_QUEUED = 100;
 
 type Phase = "header" | "negotiating" | "authenticated" | "bound" | "closed";
 
@@ -79,7 +84,7 @@ export class C2SStream {
   ) {
     this.negotiation = new SaslNegotiation(
       { remoteAddress: transport.remoteAddress, get secure() { return transport.secure; }, send: (el) => transport.send(el), closed: () => this.isClosed() },
-      { auth: deps.auth, limiter: deps.limiter, log: deps.log, domain: deps.options.domain, requireTls: deps.options.requireTls, maxAttempts: deps.options.maxAuthAttempts ?? 5, streamId: this.id },
+      { auth: deps.auth, login: deps.login, log: deps.log, requireTls: deps.options.requireTls, maxAttempts: deps.options.maxAuthAttempts ?? 5, streamId: this.id },
     );
     // Prosody's and ejabberd's model: a client gets a bounded time to authenticate and bind.
     this.negotiationTimer = setTimeout(
@@ -112,6 +117,9 @@ export class C2SStream {
   element(element: Element): void {
     if (this.phase === "closed") return;
     if (this.busy) {
+      // Elements sent while a password is checked wait here; a client pipelines a few,
+      // a flood of them would be memory the size limits do not bound.
+      if (this.queue.length >= MAX_QUEUED) return this.fail(new StreamError("policy-violation", `more than ${MAX_QUEUED} elements sent while authenticating`));
       this.queue.push(element);
       return;
     }
@@ -137,6 +145,7 @@ export class C2SStream {
     if (this.phase === "closed") return;
     this.sendHeader();
     this.deps.log.debug({ stream: this.id, condition: error.condition, text: error.text }, "stream error");
+    this.deps.streamErrors?.set(error.condition, (this.deps.streamErrors.get(error.condition) ?? 0) + 1);
     this.transport.send(error.toElement());
     this.end(error.text ?? error.condition);
   }

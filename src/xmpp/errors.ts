@@ -19,7 +19,7 @@ export class XMPPError extends Error {
 export type StreamCondition =
   | "bad-format" | "connection-timeout" | "conflict" | "host-unknown" | "invalid-namespace" | "invalid-xml"
   | "not-authorized" | "not-well-formed" | "policy-violation" | "reset" | "resource-constraint" | "restricted-xml"
-  | "system-shutdown" | "undefined-condition" | "unsupported-stanza-type" | "unsupported-version" | "internal-server-error";
+  | "system-shutdown" | "undefined-condition" | "unsupported-encoding" | "unsupported-stanza-type" | "unsupported-version" | "internal-server-error";
 
 /** RFC 6120 §4.9: fatal to the stream; the server closes it after sending. */
 export class StreamError extends XMPPError {

@@ -1,11 +1,11 @@
 // The SASL step of a c2s stream (RFC 6120 §6): <auth/>, <response/> and <abort/>,
-// failures slowed by the per-address limiter, at most `maxAttempts` failures per
-// stream. It answers challenges and failures itself and tells the stream when
-// authentication succeeded or the stream must end.
+// at most `maxAttempts` failures per stream; failed logins are counted and banned
+// by the shared limiter (auth/login.ts). It answers challenges and failures itself
+// and tells the stream when authentication succeeded or the stream must end.
 import xml, { type Element } from "@xmpp/xml";
 import type { Logger } from "../log.js";
 import type { Authenticator } from "../auth/credentials.js";
-import type { FailureLimiter } from "../auth/limiter.js";
+import type { Login } from "../auth/login.js";
 import type { Account } from "../registry/registry.js";
 import { NS_SASL, SASLError, StreamError } from "./errors.js";
 import { MECHANISMS, decodeSaslPayload, encodeSaslPayload, startExchange, type MechanismName, type SaslExchange } from "./sasl.js";
@@ -26,11 +26,11 @@ export class SaslNegotiation {
 
   constructor(
     private readonly peer: SaslPeer,
-    private readonly deps: { auth: Authenticator; limiter: FailureLimiter; log: Logger; domain: string; requireTls: boolean; maxAttempts: number; streamId: string },
+    private readonly deps: { auth: Authenticator; login: Login; log: Logger; requireTls: boolean; maxAttempts: number; streamId: string },
   ) {}
 
   async handle(element: Element): Promise<SaslOutcome> {
-    const { requireTls, domain, auth } = this.deps;
+    const { requireTls, auth } = this.deps;
     if (element.name === "abort") {
       this.exchange = null;
       this.peer.send(new SASLError("aborted").toElement());
@@ -42,7 +42,7 @@ export class SaslNegotiation {
       if (requireTls && !this.peer.secure) return this.failure(new SASLError("encryption-required", "use STARTTLS first"), new StreamError("policy-violation", "authentication requires TLS"));
       const mechanism = element.attrs.mechanism as MechanismName;
       if (!MECHANISMS.includes(mechanism)) return this.failure(new SASLError("invalid-mechanism", `'${element.attrs.mechanism ?? ""}' is not offered`));
-      this.exchange = { mechanism, sasl: startExchange(mechanism, { auth, domain }) };
+      this.exchange = { mechanism, sasl: startExchange(mechanism, { auth, login: this.deps.login, address: this.peer.remoteAddress }) };
     } else if (element.name !== "response" || !this.exchange) {
       return this.failure(new SASLError("malformed-request", `unexpected <${element.name}/>`));
     }
@@ -61,7 +61,9 @@ export class SaslNegotiation {
         this.peer.send(xml("challenge", { xmlns: NS_SASL }, encodeSaslPayload(step.data)));
         return { kind: "continue" };
       case "failure":
-        this.deps.log.info(
+        // Refusals while banned are not logged one by one: the ban was, once.
+        if (step.error.condition !== "temporary-auth-failure")
+          this.deps.log.info(
           { stream: this.deps.streamId, mechanism: exchange.mechanism, user: step.username, address: this.peer.remoteAddress, condition: step.error.condition },
           "authentication failed",
         );
@@ -72,13 +74,10 @@ export class SaslNegotiation {
     }
   }
 
-  /** Answers a failure, after the limiter's delay; the last allowed failure ends the stream. */
-  private async failure(error: SASLError, fatal?: StreamError): Promise<SaslOutcome> {
+  /** Answers a failure at once; the last allowed failure ends the stream. */
+  private failure(error: SASLError, fatal?: StreamError): SaslOutcome {
     this.exchange = null;
     this.failures++;
-    const delay = this.deps.limiter.failure(this.peer.remoteAddress);
-    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-    if (this.peer.closed()) return { kind: "continue" };
     this.peer.send(error.toElement());
     // §6.4.5: a configurable number of retries, 2 to 5; then the stream is closed.
     if (fatal) return { kind: "fatal", error: fatal };

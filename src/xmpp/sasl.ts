@@ -4,6 +4,8 @@
 import { SASLError } from "./errors.js";
 import type { Account } from "../registry/registry.js";
 import type { Authenticator } from "../auth/credentials.js";
+import { banText, type Login } from "../auth/login.js";
+import type { Ban } from "../auth/limiter.js";
 import { parseClientFirst, SCRAM_HASHES, serverFirst, verifyClientFinal, type ClientFirst, type ScramKeys } from "../auth/scram.js";
 
 export type SaslStep =
@@ -21,17 +23,22 @@ export type MechanismName = (typeof MECHANISMS)[number];
 
 interface Deps {
   auth: Authenticator;
-  domain: string;
+  login: Login;
+  /** The peer's address, for the failed-login limiter. */
+  address: string;
 }
 
 const fail = (condition: SASLError["condition"], text?: string, username?: string): SaslStep => ({ kind: "failure", error: new SASLError(condition, text), username });
+/** RFC 6120 §6.5.11: a ban is temporary; the text says until when. */
+const refused = (ban: Ban, username: string): SaslStep => fail("temporary-auth-failure", banText(ban), username);
 
-/** An authzid is accepted only when it names the authenticating account itself. */
-function authzidMatches(authzid: string | null, account: Account | undefined, deps: Deps): boolean {
-  if (!authzid) return true;
-  const own = account && deps.auth.resolve(authzid);
-  return own !== undefined && own === account;
-}
+/**
+ * An authzid is accepted only when it names the authenticating account itself. It is
+ * compared as a login name, never looked up: the answer is the same whether or not
+ * the account exists (RFC 6120 §6.3.8: the server decides which authzid it allows).
+ */
+const authzidMatches = (authzid: string | null, username: string, deps: Deps): boolean =>
+  !authzid || deps.auth.loginName(authzid) === deps.auth.loginName(username);
 
 function plain(deps: Deps): SaslExchange {
   return {
@@ -41,13 +48,17 @@ function plain(deps: Deps): SaslExchange {
       const parts = data.toString("utf8").split("\0");
       if (parts.length !== 3 || !parts[1] || !parts[2]) return fail("malformed-request", "expected authzid\\0authcid\\0password");
       const [authzid, username, password] = parts as [string, string, string];
-      // An authzid naming another account never yields a session as that account
-      // (ejabberd's authzid bug, fixed in 26.07): refused before any password check.
-      if (!authzidMatches(authzid || null, deps.auth.resolve(username), deps))
+      // An authzid naming another account never yields a session as that account:
+      // refused before any password check, and counted like a wrong password.
+      if (!authzidMatches(authzid || null, username, deps)) {
+        const ban = deps.login.banned("xmpp", deps.address, username);
+        if (ban) return refused(ban, username);
+        deps.login.failed("xmpp", deps.address, username);
         return fail("invalid-authzid", "authzid must name the authenticating account", username);
-      const account = await deps.auth.verifyPassword(username, password);
-      if (!account) return fail("not-authorized", undefined, username);
-      return { kind: "success", account };
+      }
+      const outcome = await deps.login.password("xmpp", deps.address, username, password);
+      if (outcome.ok) return { kind: "success", account: outcome.account };
+      return outcome.ban ? refused(outcome.ban, username) : fail("not-authorized", undefined, username);
     },
   };
 }
@@ -70,20 +81,31 @@ function scram(name: MechanismName, deps: Deps): SaslExchange {
           done = true;
           return first.error === "channel-binding" ? fail("mechanism-too-weak", "channel binding is not supported") : fail("malformed-request", "bad client-first message");
         }
-        const { account, keys } = deps.auth.scramKeys(first.username, hash);
-        if (!authzidMatches(first.authzid, account, deps)) {
+        const ban = deps.login.banned("xmpp", deps.address, first.username);
+        if (ban) {
           done = true;
+          return refused(ban, first.username);
+        }
+        if (!authzidMatches(first.authzid, first.username, deps)) {
+          done = true;
+          deps.login.failed("xmpp", deps.address, first.username);
           return fail("invalid-authzid", "authzid must name the authenticating account", first.username);
         }
+        const { account, keys } = deps.auth.scramKeys(first.username, hash);
         const sf = serverFirst(first, keys);
         state = { first, serverFirst: sf.message, nonce: sf.nonce, keys, account };
         return { kind: "challenge", data: Buffer.from(sf.message) };
       }
       done = true;
+      const { username } = state.first;
+      // Banned meanwhile (by guesses on other streams): refused whatever the proof.
+      const ban = deps.login.banned("xmpp", deps.address, username);
+      if (ban) return refused(ban, username);
       const result = verifyClientFinal(hash, state.first, state.serverFirst, state.nonce, state.keys, message);
-      if (!result.ok) return fail(result.error, undefined, state.first.username);
-      if (!state.account) return fail("not-authorized", undefined, state.first.username);
-      return { kind: "success", account: state.account, data: Buffer.from(result.serverFinal) };
+      if (result.ok && state.account) return { kind: "success", account: state.account, data: Buffer.from(result.serverFinal) };
+      if (!result.ok && result.error === "malformed-request") return fail(result.error, undefined, username);
+      deps.login.failed("xmpp", deps.address, username);
+      return fail("not-authorized", undefined, username);
     },
   };
 }

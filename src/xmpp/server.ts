@@ -3,7 +3,7 @@
 import type { Logger } from "../log.js";
 import type { Registry } from "../registry/registry.js";
 import type { Authenticator } from "../auth/credentials.js";
-import type { FailureLimiter } from "../auth/limiter.js";
+import type { Login } from "../auth/login.js";
 import { createRouter, type Router } from "./router.js";
 import { createLocalSessionTable, type SessionTable } from "./sessions.js";
 import { C2SStream, type C2SOptions } from "./c2s.js";
@@ -23,12 +23,14 @@ export interface XmppServer {
   sessions: SessionTable;
   presence: PresenceService;
   disco: Disco;
+  /** Stream errors sent to clients, by condition. */
+  readonly streamErrors: ReadonlyMap<string, number>;
   /** A stream for a new connection on any transport. */
   openStream(transport: C2STransport): C2SStream;
 }
 
-export function createXmppServer(deps: { options: C2SOptions; registry: Registry; auth: Authenticator; limiter: FailureLimiter; log: Logger; sessions?: SessionTable }): XmppServer {
-  const { options, registry, auth, limiter, log } = deps;
+export function createXmppServer(deps: { options: C2SOptions; registry: Registry; auth: Authenticator; login: Login; log: Logger; sessions?: SessionTable }): XmppServer {
+  const { options, registry, auth, login, log } = deps;
   const sessions = deps.sessions ?? createLocalSessionTable();
   const router = createRouter({ domain: options.domain, sessions });
   const base = { router, registry };
@@ -42,12 +44,14 @@ export function createXmppServer(deps: { options: C2SOptions; registry: Registry
   pingModule({ router, disco });
   sessionModule({ router });
   lastActivityModule({ ...base, disco });
+  const streamErrors = new Map<string, number>();
 
   return {
     router,
     sessions,
     presence,
     disco,
-    openStream: (transport) => new C2SStream(transport, { options, auth, limiter, router, presence, log }),
+    streamErrors,
+    openStream: (transport) => new C2SStream(transport, { options, auth, login, router, presence, log, streamErrors }),
   };
 }

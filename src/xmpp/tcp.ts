@@ -3,10 +3,10 @@
 // costs one write.
 import net from "node:net";
 import tls from "node:tls";
-import { StringDecoder } from "node:string_decoder";
 import { escapeXML, type Element } from "@xmpp/xml";
 import type { Logger } from "../log.js";
-import type { StreamError } from "./errors.js";
+import { StreamError } from "./errors.js";
+import { utf8Decoder } from "./utf8.js";
 import { listen } from "../listen.js";
 import { byteShaper, type Shape } from "../limits.js";
 import { XMLStreamReader, type StreamLimits } from "./xml-stream.js";
@@ -24,6 +24,8 @@ export interface TcpListenerOptions {
   shape?: Shape;
   /** Per-address connection rate: false closes the new connection at once. */
   admit?: (address: string) => boolean;
+  /** A STARTTLS handshake not finished in this time closes the socket. */
+  tlsHandshakeMs?: number;
 }
 
 export interface Listener {
@@ -36,7 +38,7 @@ export interface Listener {
 type Socket = net.Socket | tls.TLSSocket;
 
 export async function listenTcp(options: TcpListenerOptions, createStream: (transport: C2STransport) => C2SStream, log: Logger): Promise<Listener> {
-  const { limits, maxOutputBytes = 8 * 1024 * 1024 } = options;
+  const { limits, maxOutputBytes = 8 * 1024 * 1024, tlsHandshakeMs = 10_000 } = options;
   const sockets = new Set<net.Socket>();
   const streams = new Set<C2SStream>();
 
@@ -52,7 +54,7 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
     let corked = false;
     let closing = false;
     let maxStanzaBytes = limits.maxStanzaBytes;
-    let decoder = new StringDecoder("utf8");
+    let decoder = utf8Decoder();
     let reader: XMLStreamReader;
 
     // Pauses whichever socket currently carries the stream (plain, then TLS).
@@ -81,16 +83,25 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
         flush();
         raw.removeAllListeners("data");
         socket = new tls.TLSSocket(raw, { isServer: true, secureContext: options.tls! });
-        socket.on("secure", () => void (secure = true));
+        // A TLSSocket made by hand has no handshake timeout (tls.Server's is not applied).
+        const deadline = setTimeout(() => {
+          log.debug({ address: transport.remoteAddress }, "TLS handshake not finished in time; closing");
+          socket.destroy();
+        }, tlsHandshakeMs);
+        socket.on("secure", () => {
+          clearTimeout(deadline);
+          secure = true;
+        });
+        socket.on("close", () => clearTimeout(deadline));
         socket.on("error", (err) => log.debug({ err: err.message, address: transport.remoteAddress }, "TLS error"));
         socket.on("data", onData);
         socket.on("close", onClose);
-        decoder = new StringDecoder("utf8");
+        decoder = utf8Decoder();
         reader = newReader();
         secure = false;
       },
       restart() {
-        decoder = new StringDecoder("utf8");
+        decoder = utf8Decoder();
         reader = newReader();
       },
       setMaxStanzaBytes(bytes) {
@@ -104,7 +115,7 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
 
     function newReader(): XMLStreamReader {
       return new XMLStreamReader(
-        { maxChildren: limits.maxChildren, maxStanzaBytes },
+        { ...limits, maxStanzaBytes },
         {
           streamStart: (name, attrs) => stream.streamStart(name, attrs),
           stanza: (element) => stream.element(element),
@@ -136,7 +147,10 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
     }
     function onData(chunk: Buffer): void {
       shaper?.take(chunk.length);
-      reader.write(decoder.write(chunk));
+      if (reader.closed) return;
+      const text = decoder.write(chunk);
+      if (text === null) return stream.transportError(new StreamError("unsupported-encoding", "the stream is not valid UTF-8"));
+      reader.write(text);
     }
 
     raw.on("data", onData);

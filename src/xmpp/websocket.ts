@@ -2,6 +2,7 @@
 // `xmpp`, one complete element per message, <open/> and <close/> in the framing
 // namespace instead of the stream tags. Everything after the framing — features,
 // SASL, binding, routing — is the same C2SStream as TCP.
+import { isUtf8 } from "node:buffer";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
@@ -18,6 +19,7 @@ export interface XmppWebSocketOptions {
   maxStanzaBytes: number;
   maxPreAuthStanzaBytes: number;
   maxChildren: number;
+  maxDepth: number;
   /** Is this request's connection confidential (TLS in front, or a trusted interface)? */
   isSecure: (req: IncomingMessage) => boolean;
   shape?: Shape;
@@ -25,7 +27,9 @@ export interface XmppWebSocketOptions {
 }
 
 export function xmppWebSocket(options: XmppWebSocketOptions, openStream: (transport: C2STransport) => C2SStream, log: Logger) {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxStanzaBytes + 1024 });
+  // UTF-8 is checked here rather than by ws, so that ill-formed text ends the stream
+  // with the stream error RFC 6120 §11.6 names instead of a bare WebSocket close.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxStanzaBytes + 1024, skipUTF8Validation: true });
   const streams = new Set<C2SStream>();
 
   function accept(ws: WebSocket, req: IncomingMessage): void {
@@ -67,10 +71,11 @@ export function xmppWebSocket(options: XmppWebSocketOptions, openStream: (transp
 
     ws.on("message", (data, isBinary) => {
       shaper?.take((data as Buffer).length);
-      const text = isBinary ? null : data.toString();
-      if (text === null) return stream.transportError(new StreamError("bad-format", "XMPP frames are text"));
-      if (Buffer.byteLength(text) > limit) return stream.transportError(new StreamError("policy-violation", `stanza larger than ${limit} bytes`));
-      const element = parseFrame(text, options.maxChildren);
+      if (isBinary) return stream.transportError(new StreamError("bad-format", "XMPP frames are text"));
+      const bytes = data as Buffer;
+      if (bytes.length > limit) return stream.transportError(new StreamError("policy-violation", `stanza larger than ${limit} bytes`));
+      if (!isUtf8(bytes)) return stream.transportError(new StreamError("unsupported-encoding", "the frame is not valid UTF-8"));
+      const element = parseFrame(bytes.toString("utf8"), options);
       if (element instanceof StreamError) return stream.transportError(element);
       if (element.name === "open") {
         if (element.attrs.xmlns !== NS_FRAMING) return stream.transportError(new StreamError("invalid-namespace", `<open/> must be in ${NS_FRAMING}`));
@@ -110,11 +115,11 @@ export function xmppWebSocket(options: XmppWebSocketOptions, openStream: (transp
 const withoutXmlns = (attrs: Record<string, string>) => Object.fromEntries(Object.entries(attrs).filter(([k]) => k !== "xmlns"));
 
 /** §3.3.3: one message is exactly one complete element; anything else is not-well-formed. */
-function parseFrame(text: string, maxChildren: number): Element | StreamError {
+function parseFrame(text: string, limits: { maxChildren: number; maxDepth: number }): Element | StreamError {
   const found: Element[] = [];
   let failure: StreamError | null = null;
   const reader = new XMLStreamReader(
-    { maxStanzaBytes: Number.MAX_SAFE_INTEGER, maxChildren },
+    { maxStanzaBytes: Number.MAX_SAFE_INTEGER, maxChildren: limits.maxChildren, maxDepth: limits.maxDepth },
     { streamStart: () => {}, stanza: (el) => found.push(el), streamEnd: () => {}, error: (e) => (failure ??= e) },
   );
   // A wrapper element makes the frame a document for the stream reader.

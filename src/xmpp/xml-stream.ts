@@ -1,7 +1,10 @@
 // The server's XML stream reader: saxes (strict) tokenizes, @xmpp/xml Elements are
 // built for each top-level child of <stream:stream>. It enforces RFC 6120 §11's
-// restricted XML and the stanza size and fan-out limits before anything is buffered
-// past them, so one bad stream costs at most one limit's worth of memory.
+// restricted XML and the size, fan-out and depth limits as the bytes arrive: the
+// stream header, an open tag, an attribute value or a text node that never ends
+// counts against the size limit like a stanza, so one bad stream costs at most one
+// limit (plus one read) of memory, and nothing downstream recurses deeper than the
+// depth limit.
 import { SaxesParser, type SaxesTagPlain } from "saxes";
 import { Element } from "@xmpp/xml";
 import { StreamError } from "./errors.js";
@@ -18,6 +21,8 @@ export interface StreamLimits {
   maxStanzaBytes: number;
   /** Most elements inside one stanza. */
   maxChildren: number;
+  /** Deepest nesting inside the stream: a stanza is 1, its child 2. */
+  maxDepth: number;
 }
 
 const WHITESPACE = /^[ \t\r\n]*$/;
@@ -30,6 +35,12 @@ export class XMLStreamReader {
   /** Character offset where the current top-level element (or gap) began. */
   private stanzaStart = 0;
   private written = 0;
+  /** Whitespace keepalives taken out before saxes (it would buffer them until the next tag). */
+  private skipped = 0;
+  /** Where the last top-level element (or the stream header) ended. */
+  private boundary = 0;
+  /** Between stanzas with nothing but whitespace since the last one. */
+  private idle = false;
   private failed = false;
   /**
    * saxes reports a mismatched end tag as a closetag of the open element followed
@@ -63,12 +74,22 @@ export class XMLStreamReader {
 
   write(chunk: string): void {
     if (this.failed) return;
+    // RFC 6120 §4.6.1: whitespace between stanzas is a keepalive. Kept from saxes, a
+    // client that sends only keepalives for days never fills the size limit.
+    if (this.idle && WHITESPACE.test(chunk)) {
+      this.written += chunk.length;
+      this.skipped += chunk.length;
+      this.stanzaStart = this.written;
+      return;
+    }
+    const before = this.written;
     this.parser.write(chunk);
     this.flush();
     this.written += chunk.length;
-    // A text node is only reported when it ends, so an element that never closes
-    // is caught here, after each chunk: memory stays within one limit plus one chunk.
-    if (!this.failed && this.depth > 1) this.checkSize(this.written);
+    this.idle = this.depth === 1 && !this.failed && WHITESPACE.test(chunk.slice(Math.max(0, this.boundary - before)));
+    // saxes reports a header, a tag or a text node only when it ends, and buffers it
+    // until then: whatever has not ended is caught here, after each chunk, at any depth.
+    if (!this.failed) this.checkSize(this.written);
   }
 
   /** The peer closed its side: no more input. */
@@ -76,9 +97,15 @@ export class XMLStreamReader {
     return this.failed;
   }
 
+  /** The parser's position in the input as written, keepalives taken out included. */
+  private position(): number {
+    return this.parser.position + this.skipped;
+  }
+
   private checkSize(position: number): boolean {
     if (position - this.stanzaStart > this.limits.maxStanzaBytes) {
-      this.fail(new StreamError("policy-violation", `stanza larger than ${this.limits.maxStanzaBytes} bytes`));
+      const what = this.depth === 0 ? "stream header" : "stanza";
+      this.fail(new StreamError("policy-violation", `${what} larger than ${this.limits.maxStanzaBytes} bytes`));
       return false;
     }
     return true;
@@ -103,14 +130,19 @@ export class XMLStreamReader {
     if (this.failed) return;
     const attrs = tag.attributes as Record<string, string>;
     if (this.depth === 0) {
+      if (!this.checkSize(this.position())) return;
       this.depth = 1;
-      this.stanzaStart = this.parser.position;
+      this.stanzaStart = this.boundary = this.position();
       this.handlers.streamStart(tag.name, attrs);
       return;
     }
-    if (!this.checkSize(this.parser.position)) return;
+    if (!this.checkSize(this.position())) return;
     if (++this.elementsInStanza > this.limits.maxChildren) {
       this.fail(new StreamError("policy-violation", `more than ${this.limits.maxChildren} elements in one stanza`));
+      return;
+    }
+    if (this.depth > this.limits.maxDepth) {
+      this.fail(new StreamError("policy-violation", `elements nested deeper than ${this.limits.maxDepth}`));
       return;
     }
     const element = new Element(tag.name, attrs);
@@ -136,7 +168,7 @@ export class XMLStreamReader {
     // A complete top-level element: detach it from the parser's state and hand it on.
     this.current = null;
     this.elementsInStanza = 0;
-    this.stanzaStart = this.parser.position;
+    this.stanzaStart = this.boundary = this.position();
     this.completed = () => this.handlers.stanza(element);
   }
 
@@ -144,11 +176,11 @@ export class XMLStreamReader {
     this.flush();
     if (this.failed) return;
     if (this.depth > 1) {
-      if (this.checkSize(this.parser.position)) this.current!.t(text);
+      if (this.checkSize(this.position())) this.current!.t(text);
     } else if (this.depth === 1) {
       // Whitespace between stanzas is a keepalive (RFC 6120 §4.6.1); it starts no stanza.
       if (!WHITESPACE.test(text)) this.fail(new StreamError("bad-format", "text outside of any stanza"));
-      else this.stanzaStart = this.parser.position;
+      else this.stanzaStart = this.position();
     }
   }
 }

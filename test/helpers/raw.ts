@@ -16,9 +16,10 @@ export class RawClient {
     this.attach(socket);
   }
 
-  static connect(port: number): Promise<RawClient> {
+  /** `localAddress` (another 127.x.y.z) makes the connection come from another address. */
+  static connect(port: number, localAddress?: string): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect(port, "127.0.0.1", () => resolve(new RawClient(socket)));
+      const socket = net.connect({ port, host: "127.0.0.1", localAddress }, () => resolve(new RawClient(socket)));
       socket.once("error", reject);
     });
   }
@@ -97,12 +98,19 @@ export class RawClient {
     this.attach(secure);
   }
 
-  /** Opens a stream and logs in with SASL PLAIN (over TLS unless `plaintext`), binds `resource`. */
-  async login(user: string, password: string, opts: { resource?: string; tls?: boolean } = {}): Promise<string> {
+  /** Opens a stream, upgrades it with STARTTLS and opens it again: ready for SASL. */
+  async secureStream(): Promise<void> {
     this.send(STREAM_OPEN());
     await this.expect(/<\/stream:features>/);
-    if (opts.tls !== false) {
-      await this.startTls();
+    await this.startTls();
+    this.send(STREAM_OPEN());
+    await this.expect(/<\/stream:features>/);
+  }
+
+  /** Opens a stream and logs in with SASL PLAIN (over TLS unless `plaintext`), binds `resource`. */
+  async login(user: string, password: string, opts: { resource?: string; tls?: boolean } = {}): Promise<string> {
+    if (opts.tls !== false) await this.secureStream();
+    else {
       this.send(STREAM_OPEN());
       await this.expect(/<\/stream:features>/);
     }
@@ -119,4 +127,20 @@ export class RawClient {
   close(): void {
     this.socket.destroy();
   }
+}
+
+/** A logged-in session that proves, on request, that the server still answers it. */
+export async function witness(port: number, user: string, password: string, opts: { tls?: boolean } = {}) {
+  const client = await RawClient.connect(port);
+  await client.login(user, password, { resource: "witness", ...opts });
+  let pings = 0;
+  return {
+    client,
+    async alive(t: { pass(message: string): void }): Promise<void> {
+      const id = `w${++pings}`;
+      client.send(`<iq type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      await client.expect(new RegExp(`<iq[^>]*id="${id}"[^>]*type="result"|<iq[^>]*type="result"[^>]*id="${id}"`));
+      t.pass("other sessions unaffected");
+    },
+  };
 }

@@ -283,7 +283,7 @@ async function stillServes(t: Test, b: TestBroker, settleMs = 10_000): Promise<v
 
 // Failures are expected by the thousand here: no delay, so the checks after the fuzz
 // are not slowed down by the address's own failure count.
-const CONFIG = { auth: { failureDelayMs: 0 }, xmpp: { requireTls: false } };
+const CONFIG = { auth: { maxFailures: 1000, maxAccountFailures: 1000 }, xmpp: { requireTls: false } };
 
 /** One part: a fresh broker, the rounds against one of its ports, then the checks. */
 function fuzzPart(name: string, round: (r: Rng, port: number) => Promise<void>, port: (b: TestBroker) => number, settleMs?: number): void {

@@ -2,12 +2,13 @@ import t from "tap";
 import { createAuthenticator, createCredentials } from "../../src/auth/credentials.js";
 import type { Account, Credentials, Registry } from "../../src/registry/registry.js";
 
-// The authenticator over a two-method registry stand-in; the real registry path is
+// The authenticator over a three-method registry stand-in; the real registry path is
 // covered by the MQTT and XMPP login tests.
 function registryWith(accounts: Map<string, { account: Account; credentials: Credentials }>): Registry {
   return {
     get: (name: string) => accounts.get(name)?.account,
     credentials: (name: string) => accounts.get(name)?.credentials,
+    secret: () => Buffer.alloc(32),
   } as unknown as Registry;
 }
 
