@@ -11,10 +11,12 @@ export const deviceTypes: readonly DeviceType[] = [thermostat, powerMeter, doorS
 
 export const deviceTypeNames = deviceTypes.map((t) => t.name);
 
-export function isDeviceType(name: string): boolean {
-  return deviceTypeNames.includes(name);
-}
-
 export function deviceType(name: string | null | undefined): DeviceType | undefined {
   return deviceTypes.find((t) => t.name === name);
 }
+
+/** Finds a type by name among `types` (the shipped ones, or a test's own). */
+export const deviceTypeLookup =
+  (types: readonly DeviceType[]) =>
+  (name: string | null | undefined): DeviceType | undefined =>
+    types.find((t) => t.name === name);

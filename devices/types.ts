@@ -1,4 +1,4 @@
-// What a device type is (CONTRACT §3): its telemetry schema, its commands, and how
+// What a device type is (docs/device-types.md): its telemetry schema, its commands, and how
 // its samples are stored. A type file in devices/ binds schemas from schemas/.
 import type { z } from "zod";
 

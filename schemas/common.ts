@@ -1,4 +1,4 @@
-// Pieces shared by the device schemas (CONTRACT §3).
+// Pieces shared by the device schemas (docs/device-types.md).
 import { z } from "zod";
 
 const DAY_MS = 24 * 3600 * 1000;

@@ -1,6 +1,5 @@
 // The `switchboard` command (CONTRACT §1, §2). Every failure is one line on stderr
 // and exit code 1; success output is JSON where the contract says so.
-import "./quiet-debug.js"; // first: before anything loads mqtt-packet
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -13,6 +12,7 @@ import { exportSchema } from "./schema-export.js";
 import { openSqliteStore } from "./telemetry/sqlite-store.js";
 import { createInfluxStore } from "./telemetry/influx-store.js";
 import { givenPassword, PASSWORD_ENV, PasswordInputError } from "./password-input.js";
+import { ListenError } from "./listen.js";
 
 /** `--since 1h` (s, m, h, d) or an ISO 8601 time → epoch ms. */
 function parseSince(text: string): number {
@@ -210,7 +210,14 @@ run(process.argv.slice(2)).then(
     if (code !== -1) process.exitCode = code;
   },
   (err: unknown) => {
-    const known = err instanceof ConfigError || err instanceof ProvisionError || err instanceof UsageError || err instanceof PasswordInputError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    // A port that cannot be bound (`mqtt.port 1883 is in use`) is a setting to change, not a bug: no stack.
+    const known =
+      err instanceof ConfigError ||
+      err instanceof ProvisionError ||
+      err instanceof UsageError ||
+      err instanceof PasswordInputError ||
+      err instanceof ListenError ||
+      (err as { code?: string } | null)?.code?.startsWith("ERR_PARSE_ARGS");
     process.stderr.write(`error: ${known ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
     process.exitCode = 1;
   },

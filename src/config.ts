@@ -1,11 +1,11 @@
-// CONTRACT §1: one YAML or JSON file, validated at start; unknown keys are errors
+// docs/configuration.md: one YAML or JSON file, validated at start; unknown keys are errors
 // and every error names its key, so a typo never passes silently.
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { compileTemplate, filtersOverlap, templateProblem } from "../bridges/remote/templates.js";
+import { compileTemplate, filtersOverlap, templateProblem } from "./topic-templates.js";
 
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1);
@@ -86,6 +86,8 @@ export const configSchema = z.strictObject({
         .strictObject({
           url: z.url().default("http://127.0.0.1:8086"),
           database: z.string().min(1).default("switchboard"),
+          // A request with no answer by then fails, and the drainer retries it.
+          timeoutMs: positiveInt.default(10_000),
         })
         .prefault({}),
       batchSize: positiveInt.default(5000),
@@ -97,7 +99,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   commands: z.strictObject({ timeoutMs: positiveInt.default(10000) }).prefault({}),
-  // Shapers (issue 6 §8). Defaults are generous: far above a device's or an operator's
+  // Shapers (docs/operations.md, "Limits"). Defaults are generous: far above a device's or an operator's
   // needs, and above what the benchmarks drive through one connection.
   limits: z
     .strictObject({
@@ -153,7 +155,7 @@ export function formatIssues(error: z.ZodError, source: string): string {
     .join("\n");
 }
 
-/** Issue 7 §1: every template usable, no two bridges reading the same topics. */
+/** docs/bridges.md: every template usable, no two bridges reading the same topics. */
 const checkedSchema = configSchema.superRefine((config, ctx) => {
   const seen: Array<{ bridge: string; url: string; filter: string; key: string }> = [];
   const names = new Set<string>();

@@ -1,6 +1,6 @@
 // Unguessable ids (stream ids, command ids, ad-hoc session ids), 72 random bits in
-// base64url. Drawn from a pool refilled 4 KiB at a time: a randomBytes() call per
-// id cost ~5 µs, twice per command.
+// base64url. Drawn from a pool refilled 4 KiB at a time, not a randomBytes() call
+// per id (two per command).
 import { randomFillSync } from "node:crypto";
 
 const ID_BYTES = 9;

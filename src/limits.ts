@@ -2,6 +2,9 @@
 // A connection over its byte rate is paused (reads stop, TCP pushes back on the
 // peer), never cut and never made to lose data; an address opening connections
 // faster than its rate has the extra ones closed at once.
+import type { Config } from "./config.js";
+import type { Logger } from "./log.js";
+
 /** A byte rate with its burst. */
 export interface Shape {
   bytesPerSecond: number;
@@ -92,5 +95,23 @@ export function connectionRateLimiter(perSecond: number, burst: number): { allow
       if (!bucket) buckets.set(address, (bucket = new TokenBucket(perSecond, burst)));
       return bucket.tryTake();
     },
+  };
+}
+
+/** New connections per address (`limits.connectionsPerSecond`): false closes the new one, logged. */
+export function connectionAdmission(limits: Config["limits"], log: Pick<Logger, "warn">): (address: string) => boolean {
+  const connections = connectionRateLimiter(limits.connectionsPerSecond, limits.connectionBurst);
+  return (address) => {
+    const ok = connections.allow(address);
+    if (!ok) log.warn({ address }, "connection rate exceeded; connection closed");
+    return ok;
+  };
+}
+
+/** Read rates from `limits`: every connection's, and a service account's once authenticated. */
+export function limitShapes(config: Config): { shape: Shape; serviceShape: Shape } {
+  return {
+    shape: { bytesPerSecond: config.limits.bytesPerSecond, burstBytes: config.limits.burstBytes },
+    serviceShape: { bytesPerSecond: config.limits.serviceBytesPerSecond, burstBytes: config.limits.serviceBurstBytes },
   };
 }

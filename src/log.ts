@@ -1,4 +1,4 @@
-// One JSON line per event (CONTRACT §7). Secrets never reach the logger: callers log
+// One JSON line per event (docs/operations.md, "Logs"). Secrets never reach the logger: callers log
 // names and outcomes, never credentials; the redact list is a second line of defence.
 import pino, { type Logger, type DestinationStream } from "pino";
 
@@ -11,9 +11,15 @@ export function createLogger(destination?: DestinationStream): Logger {
       base: { pid: process.pid },
       redact: ["password", "*.password", "credentials", "*.credentials"],
     },
-    // Asynchronous: lines written while one write is under way go out together
-    // (a synchronous write per line was ~10 % of the broker's time at 5,000
-    // commands/s); pino flushes what is pending when the process exits.
+    // Asynchronous: lines written while one write is under way go out together, not a
+    // write per line (one per command at thousands of commands/s); pino flushes what is
+    // pending when the process exits.
     destination ?? pino.destination({ sync: false }),
   );
 }
+
+/** A callback that logs an error's message as one line (for parts that report errors they retry). */
+export const errorLogger =
+  (log: Pick<Logger, "error">, msg: string) =>
+  (err: Error): void =>
+    log.error({ err: err.message }, msg);

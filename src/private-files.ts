@@ -1,5 +1,5 @@
 // The data dir holds SCRAM keys, server secrets, the TLS key and telemetry: its files
-// are readable by their owner only (CONTRACT §9), whatever the umask. New ones are
+// are readable by their owner only (docs/operations.md, "Security"), whatever the umask. New ones are
 // created so; existing ones left open to group or others by an earlier version are
 // narrowed in place.
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from "node:fs";

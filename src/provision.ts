@@ -1,10 +1,11 @@
-// Provisioning (CONTRACT §2): adding accounts one by one or a whole fleet from a
+// Provisioning (docs/cli.md): adding accounts one by one or a whole fleet from a
 // file. Input is validated here, at the edge, with zod; the registry only ever
 // receives well-formed accounts. Errors carry a stable code and one clear line.
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { createCredentials } from "./auth/credentials.js";
-import { NAME_PATTERN, RegistryError, type NewAccount, type Registry, type Role } from "./registry/registry.js";
+import { NAME_PATTERN, RegistryError, type Account, type NewAccount, type Registry, type Role } from "./registry/registry.js";
+import type { Logger } from "./log.js";
 import { deviceTypeNames } from "../devices/index.js";
 
 export class ProvisionError extends Error {
@@ -164,4 +165,21 @@ export async function importAccounts(registry: Registry, rows: Array<{ line: num
     throw err;
   }
   return accounts.length;
+}
+
+/**
+ * Creates a device of a known type met on a bridge (`autoProvision`): its account with
+ * a generated password nobody knows (the bridge vouches for it), logged once.
+ */
+export function autoProvisioner(deps: { registry: Registry; iterations: number; typeNames: readonly string[]; log: Pick<Logger, "info"> }) {
+  return async (device: string, type: string, via: string): Promise<Account | undefined> => {
+    try {
+      const added = await addAccount(deps.registry, { name: device, role: "device", type }, deps.iterations, deps.typeNames);
+      deps.log.info({ bridge: via, device, type }, "device provisioned from a bridge");
+      return deps.registry.get(added.name);
+    } catch (err) {
+      deps.log.info({ bridge: via, device, err: (err as Error).message }, "device not provisioned");
+      return undefined;
+    }
+  };
 }

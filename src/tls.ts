@@ -1,4 +1,4 @@
-// The certificate shared by XMPP STARTTLS and MQTT over TLS (CONTRACT §1): the
+// The certificate shared by XMPP STARTTLS and MQTT over TLS (docs/configuration.md): the
 // configured one, or a self-signed one generated on first start into dataDir.
 import { createSecureContext, type SecureContext } from "node:tls";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";

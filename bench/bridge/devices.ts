@@ -1,4 +1,4 @@
-// The 50 thermostats of the bridge bench (issue 7), one process driven over
+// The 50 thermostats of the bridge bench, one process driven over
 // IPC (bench/common/ipc.ts). The same devices publish either to Mosquitto, on
 // the bridged topic layout (`plant/<id>/data`, anonymous), or straight to
 // Switchboard (`devices/<id>/telemetry`, client id = user name = device id).
@@ -10,9 +10,9 @@
 // counts samples. QoS 1, closed loop: each device keeps at most `window`
 // samples not yet acknowledged by the broker it talks to (PUBACK), and stops
 // after its share of `total`.
-import { performance } from 'node:perf_hooks';
 import { serve } from '../common/ipc.js';
 import { MqttClient, topicBytes, type Endpoint } from '../common/mqtt.js';
+import { nowMs, sleep } from '../common/timing.js';
 
 export interface Device { clientId: string; username?: string; password?: string; topic: string }
 
@@ -26,9 +26,6 @@ export interface PublishResult {
   sends: number[];
   timedOut: boolean;
 }
-
-const nowMs = () => performance.timeOrigin + performance.now();
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface Pub { c: MqttClient; topic: Buffer; outstanding: number; left: number }
 let pubs: Pub[] = [];

@@ -95,5 +95,11 @@ export function summarize(file: string, top = 25, window?: [number, number]): Pr
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  console.log(summarize(process.argv[2]!, Number(process.argv[3] ?? 25)).text);
+  const [file, top = '25'] = process.argv.slice(2);
+  if (!file || file.startsWith('-')) {
+    const help = file === '--help' || file === '-h';
+    (help ? console.log : console.error)('Summary of a V8 CPU profile.\n\n  node --import tsx bench/bridge/profile.ts FILE.cpuprofile [TOP]\n\n  TOP  functions listed (default 25)');
+    process.exit(help ? 0 : 2);
+  }
+  console.log(summarize(file, Number(top)).text);
 }

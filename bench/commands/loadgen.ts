@@ -20,13 +20,10 @@
 import { performance } from 'node:perf_hooks';
 import { serve } from '../common/ipc.js';
 import { MqttClient, topicBytes, type Endpoint } from '../common/mqtt.js';
+import type { Cred } from '../common/mqtt-connects.js';
+import { onClock, sleep, sleepUntil } from '../common/timing.js';
 import { latencySummary } from '../common/util.js';
 import { login, type Session } from '../xmpp/client.js';
-
-const sleepUntil = (t: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, t - Date.now())));
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-interface Cred { clientId: string; username: string; password: string }
 
 /** set_setpoint's value for the k-th command: unique among the last 30 million, within 5..35. */
 export const valueOf = (k: number) => (5 + (k % 30_000_000) / 1e6).toFixed(6);
@@ -204,28 +201,17 @@ async function closedLoop(r: { inflight: number; startAt: number; from: number; 
 
 /** A fixed rate on a clock; per command sent in [from, to): its key and round trip. */
 async function openLoop(r: { rate: number; startAt: number; from: number; to: number }) {
-  let sent = 0, errors = 0, inWindow = 0;
+  let errors = 0, inWindow = 0;
   let firstError: string | undefined;
   const rtts: Array<[number, number]> = [];
   await sleepUntil(r.startAt);
-  const t0 = performance.now();
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const now = Date.now();
-      if (now >= r.to) return resolve();
-      const due = Math.floor(((performance.now() - t0) * r.rate) / 1000);
-      while (sent < due) {
-        sent++;
-        const counted = now >= r.from;
-        if (counted) inWindow++;
-        const key = keyOf(valueOf(k));
-        issue((ok, ms, error) => {
-          if (!ok) { errors++; firstError ??= error; } else if (counted) rtts.push([key, ms]);
-        });
-      }
-      setTimeout(tick, 1);
-    };
-    tick();
+  await onClock(r.rate, r.to, (now) => {
+    const counted = now >= r.from;
+    if (counted) inWindow++;
+    const key = keyOf(valueOf(k));
+    issue((ok, ms, error) => {
+      if (!ok) { errors++; firstError ??= error; } else if (counted) rtts.push([key, ms]);
+    });
   });
   const end = Date.now() + 12_000;
   while (pending.size > 0 && Date.now() < end) await sleep(20);

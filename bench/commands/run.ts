@@ -1,7 +1,4 @@
-// Commands benchmark (issue 5): a service commanding 100 MQTT devices.
-//
-//   node --import tsx bench/commands/run.ts [--quick] [--targets switchboard,switchboard-mqtt,mosquitto,aedes]
-//        [--runs N] [--json FILE] [--keep] [--no-build] [--nodelay]
+// Commands benchmark: a service commanding 100 MQTT devices (usage: --help).
 //
 // Targets, one at a time on a fresh broker, interleaved over runs; figures
 // are medians over runs:
@@ -18,33 +15,38 @@
 // p50/p99), then 1,000 commands/s on a clock for latency, where each
 // command's device time (measured at the device) is subtracted from its round
 // trip: the added latency. See docs/benchmarks.md.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { Worker } from '../common/ipc.js';
+import { COMMON_OPTIONS, benchArgs, list, runMain } from '../common/cli.js';
+import { withWorkers, type Worker } from '../common/ipc.js';
+import { beginBench, finishBench, runInterleaved } from '../common/interleave.js';
+import { cpuSeconds } from '../common/proc.js';
 import {
-  buildSwitchboard, gitDescribe, installCleanup, killAll, mosquittoVersion, provisionSwitchboard,
-  startAedes, startMosquitto, startSwitchboard, type Server,
+  killAll, mosquittoVersion, prepareSwitchboard, startAedes, startMosquitto, startSwitchboard, type Server,
 } from '../common/servers.js';
-import { finishBench, runInterleaved } from '../common/interleave.js';
-import { Budget, ForeignCpu, fmt, latencySummary, load1, log, machine, settle } from '../common/util.js';
-import { cpuSeconds } from '../xmpp/proc.js';
-import { median } from '../xmpp/stats.js';
+import { median } from '../common/stats.js';
+import { readingsAt, windowTimes } from '../common/timing.js';
+import { Budget, ForeignCpu, fmt, latencySummary, load1, log, settle } from '../common/util.js';
 
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    targets: { type: 'string', default: 'switchboard,switchboard-mqtt,mosquitto,aedes' },
-    runs: { type: 'string' },
-    json: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-    'no-build': { type: 'boolean', default: false },
-    nodelay: { type: 'boolean', default: false },
-  },
+const USAGE = `Commands benchmark: a service commanding 100 MQTT devices, through Switchboard
+(XMPP XEP-0050 or MQTT) and through bare brokers.
+
+  node --import tsx bench/commands/run.ts [--quick] [--targets switchboard,switchboard-mqtt,mosquitto,aedes]
+       [--runs N] [--json FILE] [--keep] [--no-build] [--nodelay]
+
+  --quick      1 short run
+  --runs N     runs per target (default 3; 1 with --quick)
+  --json FILE  all per-run figures
+  --keep       keep the work dir (configs, logs)
+  --no-build   do not rebuild dist/
+  --nodelay    Nagle's algorithm off in the bare brokers`;
+
+const args = benchArgs(USAGE, {
+  ...COMMON_OPTIONS,
+  targets: { type: 'string', default: 'switchboard,switchboard-mqtt,mosquitto,aedes' },
+  nodelay: { type: 'boolean', default: false },
 });
 
-const quick = args.quick!;
+const quick = args.quick;
 const P = {
   runs: Number(args.runs ?? (quick ? 1 : 3)),
   devices: 100,
@@ -73,11 +75,7 @@ interface RunResult {
 
 interface Ctx { name: string; srv: Server; dev: Worker; svc: Worker }
 
-function times() {
-  const startAt = Date.now() + 200;
-  const from = startAt + P.warmupMs;
-  return { startAt, from, to: from + P.measureMs };
-}
+const times = () => windowTimes(P.warmupMs, P.measureMs);
 
 async function measure(c: Ctx): Promise<RunResult> {
   const target = { host: '127.0.0.1', port: c.srv.ports.mqtt! };
@@ -97,12 +95,10 @@ async function measure(c: Ctx): Promise<RunResult> {
 
   // Throughput: 200 in flight.
   let w = times();
-  const cpuAt = () => ({ server: cpuSeconds(c.srv.pid), devices: c.dev.cpu(), service: c.svc.cpu() });
-  let c0 = cpuAt(), c1 = c0;
-  const t0 = setTimeout(() => { c0 = cpuAt(); }, w.from - Date.now());
-  const t1 = setTimeout(() => { c1 = cpuAt(); }, w.to - Date.now());
-  const cl = await c.svc.call<ClosedLoop>('closedLoop', { inflight: P.inflight, ...w });
-  clearTimeout(t0); clearTimeout(t1);
+  const [cl, [c0, c1]] = await Promise.all([
+    c.svc.call<ClosedLoop>('closedLoop', { inflight: P.inflight, ...w }),
+    readingsAt(w.from, w.to, () => ({ server: cpuSeconds(c.srv.pid), devices: c.dev.cpu(), service: c.svc.cpu() })),
+  ]);
   const secs = P.measureMs / 1000;
   const cpu = { server: ((c1.server - c0.server) / secs) * 100, devices: ((c1.devices - c0.devices) / secs) * 100, service: ((c1.service - c0.service) / secs) * 100 };
   const perSec = cl.completed / cl.seconds;
@@ -196,42 +192,27 @@ function report(results: Map<string, RunResult[]>, errors: Map<string, string>):
 }
 
 async function main(): Promise<number> {
-  const names = args.targets!.split(',').map((s) => s.trim()).filter(Boolean);
-  work = mkdtempSync(join(tmpdir(), 'switchboard-commands-bench-'));
-  log(`work dir ${work}; ${machine()}; load ${fmt(load1(), 2)}; ${P.runs} run(s); Mosquitto ${mosquittoVersion()}; switchboard ${gitDescribe()}`);
-  const results = new Map<string, RunResult[]>(names.map((n) => [n, []]));
-  const errors = new Map<string, string>();
-  const dev = new Worker(new URL('./loadgen.ts', import.meta.url), 'devices');
-  const svc = new Worker(new URL('./loadgen.ts', import.meta.url), 'service');
-  installCleanup(() => { dev.kill(); svc.kill(); });
-  try {
-    if (names.some((n) => n.startsWith('switchboard'))) {
-      try {
-        log(`switchboard: ${buildSwitchboard(args['no-build']!)}`);
-        template = join(work, 'template');
-        provisionSwitchboard(template, {
-          devices: deviceCreds.map((d) => ({ id: d.clientId, password: PASSWORD })),
-          accounts: [{ name: SERVICE.username, role: 'service', password: PASSWORD }],
-        });
-      } catch (e) {
-        for (const n of names) if (n.startsWith('switchboard')) errors.set(n, (e as Error).message);
-      }
-    }
+  const names = list(args.targets);
+  const bench = beginBench<RunResult>({ bench: 'commands', names, runs: P.runs, versions: `Mosquitto ${mosquittoVersion()}` });
+  const { results, errors } = bench;
+  work = bench.work;
+  template = join(work, 'template');
+  const loadgen = new URL('./loadgen.ts', import.meta.url);
+  await withWorkers([[loadgen, 'devices'], [loadgen, 'service']], async ([dev, svc]) => {
+    prepareSwitchboard({
+      names, noBuild: args['no-build'], template, errors,
+      accounts: {
+        devices: deviceCreds.map((d) => ({ id: d.clientId, password: PASSWORD })),
+        accounts: [{ name: SERVICE.username, role: 'service', password: PASSWORD }],
+      },
+    });
     await runInterleaved({
       names, runs: P.runs, budget, results, errors, quietWaitMs: quick ? 2_000 : 5_000,
       perRunMs: 2 * (P.warmupMs + P.measureMs) + (quick ? 8_000 : 12_000),
-      run: (name, i, attempt) => withTarget(name, `${i}-${attempt}`, dev, svc),
+      run: (name, i, attempt) => withTarget(name, `${i}-${attempt}`, dev!, svc!),
     });
-  } finally {
-    dev.kill();
-    svc.kill();
-    killAll();
-  }
-  return finishBench({ report: report(results, errors), budget, json: args.json, params: P, results, errors, dir: work, keep: args.keep! });
+  });
+  return finishBench({ report: report(results, errors), budget, json: args.json, params: P, results, errors, dir: work, keep: args.keep });
 }
 
-main().then((code) => process.exit(code), (e: unknown) => {
-  console.error(e);
-  killAll();
-  process.exit(1);
-});
+runMain(main, killAll);

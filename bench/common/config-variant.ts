@@ -9,7 +9,11 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const [dir, json] = process.argv.slice(2);
-if (!dir || !json) throw new Error("usage: config-variant.ts DIR '<JSON of the settings to change>'");
+if (!dir || !json || dir.startsWith('-')) {
+  const help = dir === '--help' || dir === '-h';
+  (help ? console.log : console.error)("usage: node --import tsx bench/common/config-variant.ts DIR '<JSON of the settings to change>'");
+  process.exit(help ? 0 : 2);
+}
 JSON.parse(json); // fails here, not in the broker, when it is not JSON
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 mkdirSync(join(dir, 'bin'), { recursive: true });

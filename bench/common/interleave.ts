@@ -1,10 +1,24 @@
-// The run loop and the ending the MQTT-side benches share: targets interleaved
-// (A B C, A B C, …) so that a drift of the machine spreads over all of them, a run
-// disturbed by other processes repeated once when time allows, and the results
-// printed, optionally saved as JSON, and the work directory kept only on errors.
-import { rmSync, writeFileSync } from 'node:fs';
-import { gitDescribe } from './servers.js';
+// The beginning, run loop and ending the MQTT-side benches share: a work directory
+// and a first line saying what runs where; targets interleaved (A B C, A B C, …) so
+// that a drift of the machine spreads over all of them, a run disturbed by other
+// processes repeated once when time allows; and the results printed, optionally
+// saved as JSON, and the work directory kept only on errors.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gitDescribe } from './build.js';
 import { type Budget, fmt, load1, log, machine, waitForeignQuiet } from './util.js';
+
+/**
+ * Makes the work dir (switchboard-<bench>-bench-… in the temp dir) and logs the
+ * machine, its load, the runs, the servers' `versions` and the commit; returns it
+ * with empty results and errors for `names`.
+ */
+export function beginBench<R>(o: { bench: string; names: string[]; runs: number; versions: string }): { work: string; results: Map<string, R[]>; errors: Map<string, string> } {
+  const work = mkdtempSync(join(tmpdir(), `switchboard-${o.bench}-bench-`));
+  log(`work dir ${work}; ${machine()}; load ${fmt(load1(), 2)}; ${o.runs} run(s); ${o.versions}; switchboard ${gitDescribe()}`);
+  return { work, results: new Map(o.names.map((n) => [n, []])), errors: new Map() };
+}
 
 /** A run using more than this share of a core elsewhere on the machine is repeated once. */
 const DISTURBED_PCT = 25;

@@ -3,7 +3,8 @@
 // worker_threads, as in bench/xmpp: Node 20 does not apply the tsx loader
 // inside workers, and processes keep descriptors and garbage collectors apart.
 import { fork, type ChildProcess } from 'node:child_process';
-import { cpuSeconds } from '../xmpp/proc.js';
+import { cpuSeconds } from './proc.js';
+import { installCleanup, killAll } from './server-process.js';
 
 export class Worker {
   private seq = 0;
@@ -62,4 +63,20 @@ export function serve(handlers: Record<string, (req: any) => unknown>): void {
       process.send!({ id: m.id, error: (e as Error)?.stack ?? String(e) });
     }
   });
+}
+
+/**
+ * Forks one worker per [file, name], runs fn with them, then kills them and every
+ * server the bench started, whatever happens (also on exit and on signals).
+ */
+export async function withWorkers<T>(specs: Array<[URL, string]>, fn: (workers: Worker[]) => Promise<T>): Promise<T> {
+  const workers = specs.map(([file, name]) => new Worker(file, name));
+  const killWorkers = () => { for (const w of workers) w.kill(); };
+  installCleanup(killWorkers);
+  try {
+    return await fn(workers);
+  } finally {
+    killWorkers();
+    killAll();
+  }
 }

@@ -1,20 +1,17 @@
 // MQTT load generator process (bench/mqtt and bench/telemetry fork it and
 // drive it over IPC, see ipc.ts). It holds the publishing devices, the one
-// subscriber, idle devices and the connect loop, and measures latency itself:
-// the publisher and the subscriber share this process's clock.
-//
-// Every sample is thermostat telemetry that Switchboard accepts:
-//   {"temperature":21.37,"humidity":40.123,"ts":1732186000123}
-// `ts` is the send time in epoch milliseconds (an integer, as the schema
-// wants); the sub-millisecond part of the send time rides in the decimals of
-// `humidity` (40 + fraction of a millisecond), so latency is measured to the
-// microsecond without a field the schema would refuse.
+// subscriber, idle devices and the connect loop (mqtt-connects.ts), and
+// measures latency itself: the publisher and the subscriber share this
+// process's clock, and each sample carries its send time (samples.ts).
 import { performance } from 'node:perf_hooks';
 import { serve } from './ipc.js';
-import { MqttClient, connectOnce, encodePublish, topicBytes, type Endpoint } from './mqtt.js';
+import { MqttClient, encodePublish, topicBytes, type Endpoint } from './mqtt.js';
+import { connectLoad, type Cred } from './mqtt-connects.js';
+import { Samples, sample, sentAt } from './samples.js';
+import { nowMs, onClock, pool, sleep, sleepUntil } from './timing.js';
 import { latencySummary } from './util.js';
 
-export interface Cred { clientId: string; username?: string; password?: string }
+export type { ConnectResult, Cred } from './mqtt-connects.js';
 
 export interface ClosedResult {
   sent: number; acked: number; delivered: number; seconds: number;
@@ -24,45 +21,6 @@ export interface ClosedResult {
 }
 export interface RateResult { sent: number; received: number; lost: number; seconds: number; latency: ReturnType<typeof latencySummary> }
 export interface CollectResult { delivered: number; received: number; seconds: number; latency: ReturnType<typeof latencySummary>; drainMs: number }
-export interface ConnectResult { count: number; errors: number; seconds: number; firstError?: string }
-
-const nowMs = () => performance.timeOrigin + performance.now();
-const sleepUntil = (epochMs: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, epochMs - Date.now())));
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-let sampleNo = 0;
-function sample(t = nowMs()): Buffer {
-  const ts = Math.floor(t);
-  // The temperature walks through 1,000 values so that no two samples of a
-  // device in one millisecond are equal: Switchboard gives equal samples the
-  // same point (src/telemetry/sample.ts), which would count as one.
-  const temperature = (15 + (sampleNo++ % 1000) / 100).toFixed(2);
-  return Buffer.from(`{"temperature":${temperature},"humidity":${(40 + (t - ts)).toFixed(3)},"ts":${ts}}`);
-}
-
-/** Send time (epoch ms, fractional) carried by a sample. */
-function sentAt(payload: Buffer): number {
-  const o = JSON.parse(payload.toString('latin1')) as { ts: number; humidity: number };
-  return o.ts + (o.humidity - 40);
-}
-
-/** Growable list of doubles (latencies), cheaper than a JS array of 500k numbers. */
-class Samples {
-  private a = new Float64Array(1 << 16);
-  n = 0;
-  push(x: number): void {
-    if (this.n === this.a.length) { const b = new Float64Array(this.a.length * 2); b.set(this.a); this.a = b; }
-    this.a[this.n++] = x;
-  }
-  view(): Float64Array { return this.a.subarray(0, this.n); }
-}
-
-async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
-}
 
 // ---------------------------------------------------------------- state
 
@@ -73,7 +31,6 @@ const pubByTopic = new Map<string, Pub>();
 let sub: MqttClient | null = null;
 /** What the subscriber does with each message in the current phase. */
 let onDelivery: (pub: Pub | undefined, payload: Buffer) => void = () => {};
-let idle: MqttClient[] = [];
 
 async function setup(r: { target: Endpoint; publishers: Cred[]; subscriber?: Cred & { filter: string; qos: 0 | 1 } }): Promise<null> {
   target = r.target;
@@ -177,7 +134,7 @@ async function closed(r: { qos: 0 | 1; window: number; startAt: number; from: nu
  */
 async function rate(r: { qos: 0 | 1; rate: number; startAt: number; from: number; to: number }): Promise<RateResult> {
   const fromE = r.from, toE = r.to;
-  let sent = 0, received = 0, inWindow = 0, next = 0;
+  let received = 0, inWindow = 0, next = 0;
   const lat = new Samples();
   onDelivery = (_p, payload) => {
     const s = sentAt(payload);
@@ -185,25 +142,14 @@ async function rate(r: { qos: 0 | 1; rate: number; startAt: number; from: number
   };
   for (const p of pubs) p.c.onPuback = () => {};
   await sleepUntil(r.startAt);
-  const t0 = performance.now();
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const now = Date.now();
-      if (now >= r.to) return resolve();
-      const due = Math.floor(((performance.now() - t0) * r.rate) / 1000);
-      while (sent < due) {
-        const p = pubs[next++ % pubs.length]!;
-        // In the window by the send time the sample carries, as the receiving side
-        // judges it (the tick's Date.now() is another clock: off by a few ms, it
-        // counted boundary samples as lost).
-        const t = nowMs();
-        p.c.publish(p.topic, sample(t), r.qos);
-        sent++;
-        if (t >= fromE && t < toE) inWindow++;
-      }
-      setTimeout(tick, 1);
-    };
-    tick();
+  await onClock(r.rate, r.to, () => {
+    const p = pubs[next++ % pubs.length]!;
+    // In the window by the send time the sample carries, as the receiving side
+    // judges it: the tick's Date.now() is another clock, a few ms off at the
+    // window's edges.
+    const t = nowMs();
+    p.c.publish(p.topic, sample(t), r.qos);
+    if (t >= fromE && t < toE) inWindow++;
   });
   await sleep(1_000);
   onDelivery = () => {};
@@ -273,57 +219,7 @@ async function collect(r: { from: number; to: number; drainMaxMs: number }): Pro
   return { delivered, received, seconds: (r.to - r.from) / 1000, latency: latencySummary(lat.view()), drainMs: Math.max(0, lastRx - stopped) };
 }
 
-/**
- * New authenticated connections: CONNECT → CONNACK → DISCONNECT, `concurrency`
- * at a time, until the deadline, over distinct devices in turn. Those under
- * way at the deadline are finished and counted; the rate uses the time the
- * last one ended.
- */
-async function connects(r: { creds: Cred[]; concurrency: number; startAt?: number; durationMs: number }): Promise<ConnectResult> {
-  if (r.startAt) await sleepUntil(r.startAt);
-  const start = performance.now();
-  const deadline = Date.now() + r.durationMs;
-  let next = 0, count = 0, errors = 0, last = start;
-  let firstError: string | undefined;
-  await Promise.all(Array.from({ length: r.concurrency }, async () => {
-    while (Date.now() < deadline) {
-      const cred = r.creds[next++ % r.creds.length]!;
-      try {
-        await connectOnce({ ...target, ...cred, keepalive: 60, timeoutMs: 30_000 });
-        count++;
-        last = performance.now();
-      } catch (e) {
-        errors++;
-        firstError ??= String(e);
-        if (errors > 100) break;
-      }
-    }
-  }));
-  return { count, errors, seconds: (last - start) / 1000, firstError };
-}
-
-/** Connects devices and keeps them connected (pinging at half the keepalive). */
-async function connectIdle(r: { creds: Cred[]; concurrency: number }): Promise<ConnectResult> {
-  const start = performance.now();
-  let errors = 0;
-  let firstError: string | undefined;
-  await pool(r.creds, r.concurrency, async (cred) => {
-    try {
-      idle.push(await MqttClient.connect({ ...target, ...cred, keepalive: 60, timeoutMs: 60_000 }));
-    } catch (e) {
-      errors++;
-      firstError ??= String(e);
-    }
-  });
-  return { count: idle.length, errors, seconds: (performance.now() - start) / 1000, firstError };
-}
-
-async function dropIdle(): Promise<null> {
-  const all = idle;
-  idle = [];
-  for (const c of all) c.destroy();
-  return null;
-}
+const { connects, connectIdle, dropIdle } = connectLoad(() => target);
 
 async function setTarget(r: { target: Endpoint }): Promise<null> {
   target = r.target;

@@ -4,16 +4,24 @@
 // external memory). "waiting" is the share of time a thread was ready to run but
 // had no CPU: running + waiting near 100 % means the thread is CPU-bound on this
 // machine even when its own CPU figure is lower.
-//   node --import tsx bench/common/watch-broker.ts [--log FILE] [--every S] [--count N]
-// --log: the broker's log (pid and HTTP port come from its "listening" line);
-// default: the newest switchboard.log of a running bench or profile-run under the temp dir.
+// Usage: --help.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { threadCpuSeconds, threadWaitSeconds } from '../xmpp/proc.js';
+import { benchArgs } from './cli.js';
+import { threadCpuSeconds, threadWaitSeconds } from './proc.js';
+import { sleep } from './timing.js';
 
-const { values: args } = parseArgs({ options: { log: { type: 'string' }, every: { type: 'string', default: '5' }, count: { type: 'string', default: '0' } } });
+const USAGE = `Watches a running Switchboard: CPU and run-queue wait of each thread, RSS and heap.
+
+  node --import tsx bench/common/watch-broker.ts [--log FILE] [--every S] [--count N]
+
+  --log FILE  the broker's log (pid and HTTP port come from its "listening" line);
+              default: the newest switchboard.log of a running bench or profile-run under the temp dir
+  --every S   seconds between lines (default 5)
+  --count N   lines, then exit (default 0: until the broker exits or Ctrl-C)`;
+
+const args = benchArgs(USAGE, { log: { type: 'string' }, every: { type: 'string', default: '5' }, count: { type: 'string', default: '0' } });
 
 function newestBenchLog(): string {
   const logs: Array<[string, number]> = [];
@@ -52,7 +60,7 @@ let before = threadCpuSeconds(pid);
 let waitedBefore = threadWaitSeconds(pid);
 const pct = (now: number, then: number | undefined) => ((now - (then ?? now)) / (everyMs / 1000)) * 100;
 for (let i = 1; Number(args.count) === 0 || i <= Number(args.count); i++) {
-  await new Promise((r) => setTimeout(r, everyMs));
+  await sleep(everyMs);
   let now: Map<number, number>;
   let waited: Map<number, number>;
   try {

@@ -1,16 +1,25 @@
-// Issue 6: what one Prometheus scrape per second costs. Starts Switchboard with
-// 5,000 provisioned devices (1,000 of them connected over MQTT) and compares its CPU
-// over 60 s without scrapes and 60 s with one /metrics scrape per second.
-//   node --import tsx bench/metrics/run.ts [--seconds N]
+// What one Prometheus scrape per second costs (docs/benchmarks.md, "Metrics
+// scraping"). Starts Switchboard with 5,000 provisioned devices (1,000 of them
+// connected over MQTT) and compares its CPU over 60 s without scrapes and 60 s
+// with one /metrics scrape per second. Usage: --help.
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
 import { brokerNodeFlags } from "../common/broker-flags.js";
+import { benchArgs } from "../common/cli.js";
+import { sleep } from "../common/timing.js";
+
+const USAGE = `What one /metrics scrape per second costs the broker.
+
+  node --import tsx bench/metrics/run.ts [--seconds N]
+
+  --seconds N  length of each of the two windows, without and with scrapes (default 60)`;
+const args = benchArgs(USAGE, { seconds: { type: "string", default: "60" } });
 
 const ROOT = new URL("../..", import.meta.url).pathname;
-const seconds = Number(process.argv[process.argv.indexOf("--seconds") + 1]) || 60;
+const seconds = Number(args.seconds) || 60;
 const dir = mkdtempSync(join(tmpdir(), "sb-bench-metrics-"));
 const config = join(dir, "config.yaml");
 writeFileSync(config, `dataDir: ${dir}/data\nxmpp: { host: 127.0.0.1, port: 0, requireTls: false }\nmqtt: { host: 127.0.0.1, port: 0, tlsPort: null }\nhttp: { host: 127.0.0.1, port: 0 }\n`);
@@ -26,7 +35,7 @@ const cleanup = () => {
 process.on("exit", cleanup);
 let out = "";
 broker.stdout!.on("data", (d) => (out += d));
-while (!out.includes('"msg":"listening"')) await new Promise((r) => setTimeout(r, 100));
+while (!out.includes('"msg":"listening"')) await sleep(100);
 const ports = JSON.parse(out.split("\n").find((l) => l.includes('"msg":"listening"'))!);
 const clients = [];
 for (let i = 0; i < 1000; i += 50)
@@ -45,11 +54,11 @@ async function window(scrape: boolean): Promise<{ cpuPercent: number; scrapeMs: 
       await (await fetch(`http://127.0.0.1:${ports.http}/metrics`)).text();
       scrapeMs.push(performance.now() - t0);
     }
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
   }
   return { cpuPercent: ((cpu() - start) / seconds) * 100, scrapeMs };
 }
-await new Promise((r) => setTimeout(r, 3000));
+await sleep(3000);
 const idle = await window(false);
 const scraped = await window(true);
 scraped.scrapeMs.sort((a, b) => a - b);

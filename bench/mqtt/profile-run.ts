@@ -1,24 +1,43 @@
-// Profiles Switchboard under the QoS 1 closed-loop load of bench/mqtt:
-//   node --import tsx bench/mqtt/profile-run.ts [--qos 0|1 | --flood | --connects] [--seconds N] [--dir DIR]
-// --connects: 50 parallel first-time CONNECTs of provisioned devices instead of publishing.
-// --reconnects: the same over 2,000 devices that connected once before the profiled window.
-// Writes a V8 CPU profile of the broker to DIR and prints a summary. --no-profile: the
-// same load without the profiler, to watch the broker (bench/common/watch-broker.ts).
-// --checkout DIR: run the broker of another built checkout (an A/B against this one).
-// --influx: the store is a private InfluxDB (bench/telemetry's pipeline) instead of the embedded one.
+// Profiles Switchboard under the QoS 1 closed-loop load of bench/mqtt (usage: --help):
+// writes a V8 CPU profile of the broker and prints a summary (bench/bridge/profile.ts).
 // Every run prints the broker's CPU (all its threads) per message or per connect in
 // the loaded window: a steadier A/B figure than a rate on two shared cores.
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { benchArgs } from '../common/cli.js';
 import { Worker } from '../common/ipc.js';
 import { installCleanup, killAll, provisionSwitchboard, startInflux, startSwitchboard } from '../common/servers.js';
 import { summarize } from '../bridge/profile.js';
-import { cpuSeconds } from '../xmpp/proc.js';
+import { cpuSeconds } from '../common/proc.js';
 import type { ClosedResult, CollectResult, ConnectResult, Cred } from '../common/mqtt-loadgen.js';
 
-const { values: args } = parseArgs({ options: { flood: { type: 'boolean', default: false }, connects: { type: 'boolean', default: false }, reconnects: { type: 'boolean', default: false }, 'no-profile': { type: 'boolean', default: false }, qos: { type: 'string', default: '1' }, seconds: { type: 'string', default: '8' }, dir: { type: 'string' }, checkout: { type: 'string' }, influx: { type: 'boolean', default: false } } });
+const USAGE = `Profiles Switchboard under the QoS 1 closed-loop load of bench/mqtt.
+
+  node --import tsx bench/mqtt/profile-run.ts [--qos 0|1 | --flood | --connects | --reconnects]
+       [--seconds N] [--dir DIR] [--no-profile] [--checkout DIR] [--influx]
+
+  --qos 0|1      QoS of the closed loop (default 1)
+  --flood        a QoS 0 flood instead
+  --connects     50 parallel first-time CONNECTs of provisioned devices instead of publishing
+  --reconnects   the same over 2,000 devices that connected once before the profiled window
+  --seconds N    length of the load (default 8)
+  --dir DIR      where the V8 CPU profile goes (default: the work dir)
+  --no-profile   the same load without the profiler, to watch the broker (bench/common/watch-broker.ts)
+  --checkout DIR run the broker of another built checkout (an A/B against this one)
+  --influx       the store is a private InfluxDB (bench/telemetry's pipeline) instead of the embedded one`;
+
+const args = benchArgs(USAGE, {
+  flood: { type: 'boolean', default: false },
+  connects: { type: 'boolean', default: false },
+  reconnects: { type: 'boolean', default: false },
+  'no-profile': { type: 'boolean', default: false },
+  qos: { type: 'string', default: '1' },
+  seconds: { type: 'string', default: '8' },
+  dir: { type: 'string' },
+  checkout: { type: 'string' },
+  influx: { type: 'boolean', default: false },
+});
 const qos = Number(args.qos) as 0 | 1;
 const work = mkdtempSync(join(tmpdir(), 'switchboard-mqtt-prof-'));
 const profDir = args.dir ?? join(work, 'prof');
@@ -31,7 +50,7 @@ provisionSwitchboard(template, { devices: [...publishers, ...fresh].map((d) => (
 const a = new Worker(new URL('../common/mqtt-loadgen.ts', import.meta.url), 'generator A');
 installCleanup(() => a.kill());
 const influx = args.influx ? await startInflux(join(work, 'influx')) : null;
-const srv = await startSwitchboard(join(work, 'sb'), template, influx ? { kind: 'influx', url: influx.url, database: 'switchboard', batchSize: 5_000, flushMs: 1_000 } : { kind: 'embedded' }, args.checkout);
+const srv = await startSwitchboard(join(work, 'sb'), template, influx ? { kind: 'influx', url: influx.url, database: 'switchboard', batchSize: 5_000, flushMs: 1_000 } : { kind: 'embedded' }, { checkout: args.checkout });
 /** Prints the broker's CPU per operation over what `load` did. */
 const perOp = async <T>(load: () => Promise<T>, count: (r: T) => number, what: string): Promise<T> => {
   const cpu0 = cpuSeconds(srv.pid!);

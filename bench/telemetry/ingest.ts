@@ -1,20 +1,26 @@
 // The ingest pipeline alone (parse → validate → stamp → spool commit), without MQTT,
 // sockets or a load generator: CPU per accepted sample on the main thread and on the
-// spool's thread. On this noisy 2-core VM a whole-broker bench varies ±20 % run to
-// run; this one isolates what a change to src/telemetry costs. Checkouts alternate,
-// each run in its own process:
-//   node --import tsx bench/telemetry/ingest.ts [--checkouts DIR,DIR] [--runs N] [--rounds N]
-// A checkout is a built tree (npm run build); the default is this one.
+// spool's thread. A whole-broker bench on a shared 2-core machine is too noisy to see
+// a small change; this one isolates what a change to src/telemetry costs. Checkouts
+// alternate, each run in its own process (--one). Usage: --help.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { threadCpuSeconds } from '../xmpp/proc.js';
-import { median } from '../xmpp/stats.js';
+import { benchArgs } from '../common/cli.js';
+import { threadCpuSeconds } from '../common/proc.js';
+import { median } from '../common/stats.js';
 
-const { values: args } = parseArgs({ options: { checkouts: { type: 'string' }, runs: { type: 'string', default: '5' }, rounds: { type: 'string', default: '1000' }, one: { type: 'string' } } });
+const USAGE = `The ingest pipeline alone: CPU µs per accepted sample, main thread and other threads.
+
+  node --import tsx bench/telemetry/ingest.ts [--checkouts DIR,DIR] [--runs N] [--rounds N]
+
+  --checkouts LIST  built trees (npm run build) to compare, alternating (default: this one)
+  --runs N          runs per checkout (default 5)
+  --rounds N        rounds of 200 samples per run (default 1000)`;
+
+const args = benchArgs(USAGE, { checkouts: { type: 'string' }, runs: { type: 'string', default: '5' }, rounds: { type: 'string', default: '1000' }, one: { type: 'string' } });
 const BATCH = 200; // samples appended per turn, about one spool commit of a busy broker
 const DEVICES = 50;
 
@@ -29,7 +35,8 @@ async function measure(root: string, rounds: number): Promise<Figures> {
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-ingest-bench-'));
   const spool = openSpool({ dataDir: dir, maxBytes: 2 ** 40 });
   const accounts = new Map(Array.from({ length: DEVICES }, (_, i) => [`d${i}`, { name: `d${i}`, role: 'device', type: 'thermostat' }]));
-  const ingest = createIngest({ registry: { get: (name: string) => accounts.get(name) }, deviceType: (name: string) => types.get(name), spool });
+  // links: none (newer checkouts take the telemetry of each link; older ones ignore it).
+  const ingest = createIngest({ registry: { get: (name: string) => accounts.get(name) }, deviceType: (name: string) => types.get(name), spool, links: [] });
   let n = 0;
   // What bench/mqtt's devices send: thermostat samples with their own ts.
   const payload = () => Buffer.from(`{"temperature":${(20 + (n % 100) / 10).toFixed(1)},"humidity":${(40 + (n % 997) / 1000).toFixed(3)},"ts":${1_763_000_000_000 + n++}}`);

@@ -4,9 +4,8 @@
 // keep-alive connections. Runs as a process of its own, driven over IPC.
 import http from 'node:http';
 import { serve } from '../common/ipc.js';
+import { sleepUntil } from '../common/timing.js';
 import { latencySummary } from '../common/util.js';
-
-const sleepUntil = (t: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, t - Date.now())));
 
 function post(agent: http.Agent, url: URL, body: string): Promise<number> {
   return new Promise((resolve, reject) => {

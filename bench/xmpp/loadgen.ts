@@ -7,6 +7,7 @@
 // tsx loader inside workers, and processes also keep each generator's file
 // descriptors and garbage collector apart.
 import { performance } from 'node:perf_hooks';
+import { pool, sleep, sleepUntil } from '../common/timing.js';
 import { BodyScanner, chatMessage, login, registerAccounts, type Session, type Target } from './client.js';
 
 export type Request =
@@ -22,17 +23,6 @@ export type Request =
 export interface LoginResult { count: number; errors: number; seconds: number; firstError?: string }
 export interface ThroughputResult { delivered: number; sent: number; seconds: number }
 export interface LatencyResult { latenciesMs: number[]; sent: number; lost: number }
-
-const sleepUntil = (epochMs: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, epochMs - Date.now())));
-
-/** Runs fn over items with at most `concurrency` in flight. */
-async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  });
-  await Promise.all(lanes);
-}
 
 const resource = () => `b${Math.random().toString(36).slice(2, 8)}`;
 
@@ -141,7 +131,7 @@ async function throughput(r: Extract<Request, { op: 'throughput' }>): Promise<Th
   await sleepUntil(r.to);
   // Let the last window drain so the next phase starts from an empty server.
   const drainEnd = Date.now() + 5_000;
-  while (inFlight > 0 && Date.now() < drainEnd) await new Promise((res) => setTimeout(res, 20));
+  while (inFlight > 0 && Date.now() < drainEnd) await sleep(20);
   return { delivered, sent, seconds: (r.to - r.from) / 1000 };
 }
 
@@ -184,7 +174,7 @@ async function latency(r: Extract<Request, { op: 'latency' }>): Promise<LatencyR
   });
   const graceEnd = performance.now() + 2_000;
   while (latenciesMs.length < sentInWindow && performance.now() < graceEnd) {
-    await new Promise((res) => setTimeout(res, 20));
+    await sleep(20);
   }
   return { latenciesMs, sent: sentInWindow, lost: sentInWindow - latenciesMs.length };
 }

@@ -2,9 +2,9 @@
 // subprotocol `mqtt`, binary frames, the same guard and hooks as TCP.
 import { WebSocketServer, createWebSocketStream } from "ws";
 import type { UpgradeHandler } from "../../src/http/server.js";
-import type { MqttBroker } from "./broker.js";
+import type { MqttLink } from "./broker.js";
 
-export function mqttWebSocket(broker: MqttBroker, maxPacketBytes: number): { upgrade: UpgradeHandler; close(): void } {
+export function mqttWebSocket(broker: Pick<MqttLink, "accept">, maxPacketBytes: number): { upgrade: UpgradeHandler; close(): void } {
   const wss = new WebSocketServer({
     noServer: true,
     // A frame cannot carry more than one packet's worth; the guard checks packets themselves.

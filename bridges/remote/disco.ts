@@ -1,4 +1,4 @@
-// Each bridge's state in service discovery on the domain (issue 7 §7): an item per
+// Each bridge's state in service discovery on the domain (docs/bridges.md): an item per
 // bridge, and disco#info on its node naming its state.
 import xml from "@xmpp/xml";
 import type { Router } from "../../src/xmpp/router.js";

@@ -33,8 +33,8 @@ export interface Authenticator {
 /**
  * Remembers passwords that were verified, as a keyed digest, so that a device that
  * reconnects (the usual case: a network blip brings a fleet back at once) costs one
- * HMAC instead of a PBKDF2 run (~0.4 ms of a core at 4096 iterations; ~0.9 ms without
- * the native PBKDF2). ejabberd does the same (auth_use_cache). Only a right password
+ * HMAC instead of a PBKDF2 run (docs/operations.md, "Remembered passwords").
+ * ejabberd does the same (auth_use_cache). Only a right password
  * takes the fast path, a wrong one always pays the PBKDF2, so the cache is no oracle.
  * The digest covers the stored key: a changed password misses by itself. The
  * trade-off: someone who can read the broker's memory can test guesses against these

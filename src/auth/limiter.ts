@@ -6,6 +6,7 @@
 // way, but only for addresses that have failed themselves: a correct login from an
 // address with no failures is never refused (no lock-out of the real device).
 // Records are capped and expire, so a flood of addresses costs bounded memory.
+import type { Logger } from "../log.js";
 
 export type BanScope = "address" | "account";
 
@@ -23,8 +24,8 @@ export interface LimiterOptions {
   /** Most records kept per scope (counting and banned each); the oldest go first. */
   maxRecords?: number;
   now?: () => number;
-  /** Called once when a ban starts (the one log line per ban). */
-  onBan?: (ban: Ban & { key: string; failures: number }) => void;
+  /** Where the one line per ban goes. */
+  log?: Pick<Logger, "warn">;
 }
 
 export interface FailureLimiter {
@@ -40,6 +41,8 @@ export interface FailureLimiter {
   turn(address: string, account: string): Promise<() => void>;
   /** Records held and bans in force, for /metrics. */
   readonly size: { records: number; bannedAddresses: number; bannedAccounts: number };
+  /** Bans started, by scope. */
+  readonly bansStarted: ReadonlyMap<BanScope, number>;
   close(): void;
 }
 
@@ -52,7 +55,7 @@ interface Count {
  * One scope's failure counts and bans. Maps keep insertion order, so the first entry
  * is the oldest: a record is re-inserted when it changes and evicted first when full.
  */
-function scope(name: BanScope, limit: number, opts: Required<Pick<LimiterOptions, "windowMs" | "banMs" | "maxRecords" | "now">> & Pick<LimiterOptions, "onBan">) {
+function scope(name: BanScope, limit: number, opts: Required<Pick<LimiterOptions, "windowMs" | "banMs" | "maxRecords" | "now">>, onBan: (ban: Ban & { key: string; failures: number }) => void) {
   const counts = new Map<string, Count>();
   const bans = new Map<string, number>();
   const put = <V>(map: Map<string, V>, key: string, value: V) => {
@@ -86,7 +89,7 @@ function scope(name: BanScope, limit: number, opts: Required<Pick<LimiterOptions
       counts.delete(key);
       const until = opts.now() + opts.banMs;
       put(bans, key, until);
-      opts.onBan?.({ scope: name, key, until, failures: c.failures });
+      onBan({ scope: name, key, until, failures: c.failures });
     },
     sweep(): void {
       for (const key of counts.keys()) countOf(key);
@@ -145,8 +148,13 @@ export function addressKey(address: string): string {
 
 export function createFailureLimiter(options: LimiterOptions): FailureLimiter {
   const opts = { maxRecords: 100_000, now: Date.now, ...options };
-  const addresses = scope("address", opts.maxFailures, opts);
-  const accounts = scope("account", opts.maxAccountFailures, opts);
+  const bansStarted = new Map<BanScope, number>();
+  const onBan = (ban: Ban & { key: string; failures: number }) => {
+    bansStarted.set(ban.scope, (bansStarted.get(ban.scope) ?? 0) + 1);
+    opts.log?.warn({ scope: ban.scope, [ban.scope]: ban.key, failures: ban.failures, until: new Date(ban.until).toISOString() }, "login banned");
+  };
+  const addresses = scope("address", opts.maxFailures, opts, onBan);
+  const accounts = scope("account", opts.maxAccountFailures, opts, onBan);
   const addressTurn = turns(opts.maxFailures, addresses.failures);
   const accountTurn = turns(opts.maxAccountFailures, accounts.failures);
   const sweeper = setInterval(() => (addresses.sweep(), accounts.sweep()), Math.min(opts.windowMs, opts.banMs, 60_000));
@@ -169,6 +177,7 @@ export function createFailureLimiter(options: LimiterOptions): FailureLimiter {
       const releaseAccount = await accountTurn(account);
       return () => (releaseAccount(), releaseAddress());
     },
+    bansStarted,
     get size() {
       return { records: addresses.records + accounts.records, bannedAddresses: addresses.banned, bannedAccounts: accounts.banned };
     },

@@ -18,25 +18,29 @@ export interface Login {
   failed(protocol: Protocol, address: string, username: string): void;
 }
 
-export interface LoginEvents {
-  failure?(protocol: Protocol): void;
-  refused?(protocol: Protocol, ban: Ban): void;
+/** Failed logins and refusals while banned, by protocol. */
+export interface LoginCounters {
+  readonly failures: ReadonlyMap<Protocol, number>;
+  readonly refused: ReadonlyMap<Protocol, number>;
 }
 
-export function createLogin(deps: { auth: Authenticator; limiter: FailureLimiter; events?: LoginEvents }): Login {
-  const { auth, limiter, events = {} } = deps;
+export function createLogin(deps: { auth: Authenticator; limiter: FailureLimiter }): Login & { counters: LoginCounters } {
+  const { auth, limiter } = deps;
+  const counters = { failures: new Map<Protocol, number>(), refused: new Map<Protocol, number>() };
+  const count = (map: Map<Protocol, number>, protocol: Protocol) => map.set(protocol, (map.get(protocol) ?? 0) + 1);
 
   const banned = (protocol: Protocol, address: string, name: string): Ban | null => {
     const ban = limiter.banned(address, name);
-    if (ban) events.refused?.(protocol, ban);
+    if (ban) count(counters.refused, protocol);
     return ban;
   };
   const failed = (protocol: Protocol, address: string, name: string): void => {
     limiter.failed(address, name);
-    events.failure?.(protocol);
+    count(counters.failures, protocol);
   };
 
   return {
+    counters,
     async password(protocol, address, username, password) {
       const name = auth.loginName(username);
       const ban = banned(protocol, address, name);

@@ -1,10 +1,11 @@
-// MQTT command dispatch (issue 5 §3): publish `{"id","params"}` on
-// devices/<id>/commands/<command> at QoS 1, keep the request pending under its
-// correlation id with its timeout, and settle it with the device's reply on
-// devices/<id>/replies. Unknown, late, duplicate and malformed replies are counted
-// and ignored; a device that goes offline fails its pending commands at once.
+// Command dispatch (docs/commands.md): a command goes out through the link that
+// reaches the device, stays pending under its correlation id with its timeout, and
+// is settled by the device's reply on that link. Unknown, late, duplicate and
+// malformed replies are counted and ignored; a device that goes offline on the link
+// fails the commands sent through it at once.
 import { randomId } from "../ids.js";
 import { z } from "zod";
+import { linkFor, type CommandReply, type DeviceLink } from "../links/device-link.js";
 
 export type CommandOutcome = "completed" | "bad-params" | "offline" | "timeout" | "device-error" | "bad-result" | "forbidden" | "not-found" | "canceled";
 
@@ -33,16 +34,13 @@ export interface DispatchCounters {
 export interface Dispatcher {
   /** Resolves with the validated result; rejects with CommandFailure. */
   send(device: string, command: string, params: Record<string, unknown>, result: z.ZodObject, timeoutMs: number): Promise<Record<string, unknown>>;
-  /** A message the device published on its replies topic. */
-  reply(device: string, payload: Buffer | string): void;
-  /** The device went offline: its pending commands fail now, not at their timeout. */
-  offline(device: string): void;
   readonly pending: number;
   readonly counters: DispatchCounters;
 }
 
 interface Pending {
   device: string;
+  link: DeviceLink;
   command: string;
   result: z.ZodObject;
   resolve: (value: Record<string, unknown>) => void;
@@ -62,11 +60,17 @@ function recentIds(capacity: number) {
   };
 }
 
-export function createDispatcher(deps: {
-  /** Sends `{"id","params"}` to the device: the embedded broker's commands topic, or a bridge's. */
-  deliver: (device: string, command: string, payload: { id: string; params: Record<string, unknown> }) => Promise<void>;
-  isOnline: (device: string) => boolean;
-}): Dispatcher {
+/** A reply as the link reported it: decoded, or JSON to decode; null when malformed. */
+function decodeReply(reply: Buffer | string | CommandReply): CommandReply | null {
+  try {
+    const result = replySchema.safeParse(Buffer.isBuffer(reply) || typeof reply === "string" ? JSON.parse(reply.toString()) : reply);
+    return result.success ? result.data : null;
+  } catch {
+    return null;
+  }
+}
+
+export function createDispatcher(deps: { links: readonly DeviceLink[] }): Dispatcher {
   const pending = new Map<string, Pending>();
   const recent = recentIds(10_000);
   const counters: DispatchCounters = { sent: 0, unknownReplies: 0, lateReplies: 0, duplicateReplies: 0, malformedReplies: 0 };
@@ -80,56 +84,59 @@ export function createDispatcher(deps: {
     return p;
   }
 
-  return {
+  const dispatcher: Dispatcher = {
     counters,
     get pending() {
       return pending.size;
     },
     send(device, command, params, result, timeoutMs) {
-      if (!deps.isOnline(device)) return Promise.reject(new CommandFailure("offline", `${device} is not connected`));
+      const link = linkFor(deps.links, device);
+      if (!link) return Promise.reject(new CommandFailure("offline", `${device} is not connected`));
       const id = randomId();
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           settle(id, "expired")?.reject(new CommandFailure("timeout", `no reply from ${device} within ${timeoutMs} ms`));
         }, timeoutMs);
-        pending.set(id, { device, command, result, resolve, reject, timer });
+        pending.set(id, { device, link, command, result, resolve, reject, timer });
         counters.sent++;
-        deps.deliver(device, command, { id, params }).catch((err: Error) => {
-          settle(id, "settled")?.reject(new CommandFailure("offline", `could not publish to ${device}: ${err.message}`));
+        link.deliver(device, { id, command, params, timeoutMs }).catch((err: Error) => {
+          settle(id, "settled")?.reject(new CommandFailure("offline", `could not deliver to ${device}: ${err.message}`));
         });
       });
     },
-    reply(device, payload) {
-      let parsed: z.infer<typeof replySchema>;
-      try {
-        const result = replySchema.safeParse(JSON.parse(payload.toString()));
-        if (!result.success) throw result.error;
-        parsed = result.data;
-      } catch {
-        counters.malformedReplies++;
-        return;
-      }
-      const p = pending.get(parsed.id);
-      // A reply only settles a command sent to the device that replies.
-      if (!p || p.device !== device) {
-        const seen = p ? undefined : recent.get(parsed.id);
-        if (seen === "expired") counters.lateReplies++;
-        else if (seen === "settled") counters.duplicateReplies++;
-        else counters.unknownReplies++;
-        return;
-      }
-      settle(parsed.id, "settled");
-      if (!parsed.ok) return p.reject(new CommandFailure("device-error", parsed.error || "the device reported an error"));
-      const checked = p.result.safeParse(parsed.result ?? {});
-      if (!checked.success) {
-        const issue = checked.error.issues[0]!;
-        const path = issue.code === "unrecognized_keys" ? issue.keys.join(", ") : issue.path.join(".") || "result";
-        return p.reject(new CommandFailure("bad-result", `the device's result is invalid: ${path}: ${issue.code === "unrecognized_keys" ? "unknown field" : issue.message}`));
-      }
-      p.resolve(checked.data as Record<string, unknown>);
-    },
-    offline(device) {
-      for (const [id, p] of [...pending]) if (p.device === device) settle(id, "settled")?.reject(new CommandFailure("offline", `${device} went offline`));
-    },
   };
+
+  function reply(device: string, raw: Buffer | string | CommandReply): void {
+    const parsed = decodeReply(raw);
+    if (!parsed) {
+      counters.malformedReplies++;
+      return;
+    }
+    const p = pending.get(parsed.id);
+    // A reply only settles a command sent to the device that replies.
+    if (!p || p.device !== device) {
+      const seen = p ? undefined : recent.get(parsed.id);
+      if (seen === "expired") counters.lateReplies++;
+      else if (seen === "settled") counters.duplicateReplies++;
+      else counters.unknownReplies++;
+      return;
+    }
+    settle(parsed.id, "settled");
+    if (!parsed.ok) return p.reject(new CommandFailure("device-error", parsed.error || "the device reported an error"));
+    const checked = p.result.safeParse(parsed.result ?? {});
+    if (!checked.success) {
+      const issue = checked.error.issues[0]!;
+      const path = issue.code === "unrecognized_keys" ? issue.keys.join(", ") : issue.path.join(".") || "result";
+      return p.reject(new CommandFailure("bad-result", `the device's result is invalid: ${path}: ${issue.code === "unrecognized_keys" ? "unknown field" : issue.message}`));
+    }
+    p.resolve(checked.data as Record<string, unknown>);
+  }
+
+  /** The device left `link`: what was sent through it fails now, not at its timeout. */
+  function offline(link: DeviceLink, device: string): void {
+    for (const [id, p] of [...pending]) if (p.device === device && p.link === link) settle(id, "settled")?.reject(new CommandFailure("offline", `${device} went offline`));
+  }
+
+  for (const link of deps.links) link.listen({ reply, offline: (account) => offline(link, account.name) });
+  return dispatcher;
 }

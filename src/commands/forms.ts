@@ -58,8 +58,11 @@ function field(name: string, prop: JsonProp, required: boolean, value?: unknown)
   return xml("field", { var: name, type: "text-single", label }, req, ...values, validate);
 }
 
-/** A `form` for the params of a command (or a `result` form for its result). */
-export function schemaForm(schema: z.ZodObject, opts: { type: "form" | "result"; formType: string; title?: string; instructions?: string; values?: Record<string, unknown> }): Element {
+/** The FORM_TYPE of a device type's command forms (XEP-0068). */
+export const commandFormType = (deviceType: string, command: string) => `urn:xmpp:switchboard:command:${deviceType}:${command}`;
+
+/** A `form` for the params of a command, a `submit` of given params, or a `result` form for its result. */
+export function schemaForm(schema: z.ZodObject, opts: { type: "form" | "submit" | "result"; formType: string; title?: string; instructions?: string; values?: Record<string, unknown> }): Element {
   const { props, required } = properties(schema);
   return xml(
     "x",
@@ -75,9 +78,10 @@ export function schemaForm(schema: z.ZodObject, opts: { type: "form" | "result";
 export type FormResult<T> = { ok: true; value: T } | { ok: false; text: string };
 
 /** Reads a submitted form into the schema's type; the text names the first bad field. */
-export function readForm<T extends z.ZodObject>(schema: T, x: Element | undefined, formType: string): FormResult<z.infer<T>> {
+/** A submitted form (or, with `type: "result"`, a result form) read into the schema's object. */
+export function readForm<T extends z.ZodObject>(schema: T, x: Element | undefined, formType: string, type: "submit" | "result" = "submit"): FormResult<z.infer<T>> {
   if (!x || x.attrs.xmlns !== NS_DATA) return { ok: false, text: "expected a jabber:x:data form" };
-  if (x.attrs.type !== "submit") return { ok: false, text: `the form must be of type 'submit', not '${x.attrs.type ?? ""}'` };
+  if (x.attrs.type !== type) return { ok: false, text: `the form must be of type '${type}', not '${x.attrs.type ?? ""}'` };
   const { props } = properties(schema);
   const raw: Record<string, unknown> = {};
   let seenFormType: string | null = null;
@@ -103,7 +107,8 @@ export function readForm<T extends z.ZodObject>(schema: T, x: Element | undefine
       raw[name] = n;
     } else raw[name] = text;
   }
-  if (seenFormType !== formType) return { ok: false, text: seenFormType === null ? "FORM_TYPE is missing" : `FORM_TYPE must be '${formType}'` };
+  // A result form may leave its FORM_TYPE out; a submitted one names it (XEP-0068).
+  if (seenFormType !== formType && !(type === "result" && seenFormType === null)) return { ok: false, text: seenFormType === null ? "FORM_TYPE is missing" : `FORM_TYPE must be '${formType}'` };
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -1,5 +1,5 @@
-// The HTTP listener (CONTRACT §1): health endpoints now; metrics, XMPP over
-// WebSocket and the operator console arrive with later issues.
+// The HTTP listener (docs/operations.md): /healthz, /readyz, /metrics, the operator
+// console's files, and the WebSocket upgrades (MQTT at /mqtt, RFC 7395 XMPP).
 import http from "node:http";
 import { listen } from "../listen.js";
 import { createReadStream, existsSync } from "node:fs";
@@ -72,8 +72,9 @@ export async function startHttp(opts: {
     if (handler) return handler(req, socket, head);
     socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   });
+  const port = await listen(server, opts.port, opts.host, { port: "http.port", host: "http.host" });
+  // After the bind: a failed bind is the ListenError above, reported once by the caller.
   server.on("error", (err) => opts.log.error({ err }, "http listener error"));
-  const port = await listen(server, opts.port, opts.host);
   return {
     port,
     close: () =>

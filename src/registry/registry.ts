@@ -1,4 +1,4 @@
-// The account registry (CONTRACT §2) as the rest of the broker sees it. Reads are
+// The account registry (docs/cli.md) as the rest of the broker sees it. Reads are
 // synchronous over a directory kept current by a change feed, so a shared registry
 // (a later issue) can implement the same interface with its own feed.
 import type { ScramHash, ScramKeys } from "../auth/scram.js";

@@ -149,11 +149,9 @@ export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }
   });
 
   // Last-seen times are written behind: every device that connects or leaves within
-  // SEEN_WRITE_MS shares one transaction. One autocommit per connect and per
-  // disconnect was 6 % of the main thread in a reconnect storm (bench/mqtt/
-  // profile-run.ts --reconnects); one per event-loop turn was still 4.7 % of its
-  // profile in a first-time storm (--connects), 0.9 % with this interval. Reads in this process see pending
-  // ones; another process (the CLI) sees them at most SEEN_WRITE_MS later.
+  // SEEN_WRITE_MS shares one transaction, not one autocommit each, which a connect
+  // storm would pay per device (docs/benchmarks.md). Reads in this process see
+  // pending ones; another process (the CLI) sees them at most SEEN_WRITE_MS later.
   const pendingSeen = new Map<string, LastSeen>();
   let seenTimer: NodeJS.Timeout | null = null;
   const writeSeen = db.transaction((entries: Array<[string, LastSeen]>) => {

@@ -1,4 +1,4 @@
-// Drains the spool to the store (issue 4 §5): in order, a batch at a time
+// Drains the spool to the store (docs/telemetry.md, "Durability"): in order, a batch at a time
 // (`tsdb.batchSize`, at least every `tsdb.flushMs`), acknowledging only what the
 // store confirmed. A store that is down is retried with backoff while the spool
 // keeps accepting; a batch the store calls invalid (InfluxDB 400) is split until the
@@ -27,11 +27,13 @@ export interface Drainer {
   kick(): void;
   /** Stops, after draining what it can within `timeoutMs`; the rest stays in the spool. */
   stop(timeoutMs: number): Promise<void>;
+  /** stop() within the drainer's `shutdownFlushMs`. */
+  close(): Promise<void>;
   /** Observes each successful write's latency (ms) and size. */
   onWrite(listener: (ms: number, points: number) => void): void;
 }
 
-export function startDrainer(deps: { spool: Spool; store: TelemetryStore; batchSize: number; flushMs: number; deadLetterFile: string; log: Logger }): Drainer {
+export function startDrainer(deps: { spool: Spool; store: TelemetryStore; batchSize: number; flushMs: number; shutdownFlushMs?: number; deadLetterFile: string; log: Logger }): Drainer {
   const { spool, store, batchSize, flushMs, deadLetterFile, log } = deps;
   const state: DrainerState = { failing: false, lastError: null, written: 0, deadLettered: 0, writeFailures: 0, lastWriteMs: 0 };
   const writeListeners: Array<(ms: number, points: number) => void> = [];
@@ -113,8 +115,9 @@ export function startDrainer(deps: { spool: Spool; store: TelemetryStore; batchS
   const timer = setInterval(run, flushMs);
   run();
 
-  return {
+  const drainer: Drainer = {
     state,
+    close: () => drainer.stop(deps.shutdownFlushMs ?? 5000),
     kick() {
       if (spool.committed >= batchSize) run();
     },
@@ -141,4 +144,5 @@ export function startDrainer(deps: { spool: Spool; store: TelemetryStore; batchS
       if (busy) await Promise.race([busy, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
     },
   };
+  return drainer;
 }

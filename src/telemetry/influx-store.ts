@@ -1,16 +1,13 @@
-// InfluxDB 1.x through the `influx` package (CONTRACT §6): measurement from the device
-// type, tag `device` plus the type's tag keys, fields the rest, nanosecond time
-// (milliseconds plus the spool sequence, see pointTimeNs). Numbers are always written
-// as floats, so a key's field type never changes.
+// InfluxDB 1.x (docs/telemetry.md): measurement from the device type, tag `device` plus
+// the type's tag keys, fields the rest, nanosecond time (milliseconds plus the spool
+// sequence, see pointTimeNs). Numbers are always written as floats, so a key's field
+// type never changes.
 //
-// Writes: the body is line protocol made here and posted through the package's
-// connection pool (its hosts, auth, timeouts and error reports). The package's
-// writePoints makes each point through a schema check, a sorted copy of its fields
-// and a regular-expression escape of every key and value: a tenth of the event
-// loop's time at 50,000 samples/s (docs/benchmarks.md). Queries and database
-// creation go through the package's API.
+// Writes: line protocol made here, posted to /write over HTTP (influx-write.ts);
+// docs/telemetry.md says why not the `influx` package's writePoints. Queries and
+// database creation go through the `influx` package's API.
 import { InfluxDB, escape } from "influx";
-import { Pool } from "influx/lib/src/pool.js";
+import { createLineWriter } from "./influx-write.js";
 import { StoreError, type TelemetryStore } from "./store.js";
 import { pointTimeNs, type Sample } from "./sample.js";
 
@@ -46,41 +43,49 @@ export function pointLine(s: Sample): string {
   return `${line} ${pointTimeNs(s)}`;
 }
 
+/** A request's deadline when none is given (as `tsdb.influx.timeoutMs`'s default). */
+const DEFAULT_TIMEOUT_MS = 10_000;
+
 export function createInfluxStore(opts: { url: string; database: string; timeoutMs?: number }): TelemetryStore {
   const url = new URL(opts.url);
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const protocol = url.protocol === "https:" ? "https" : "http";
-  const port = Number(url.port || (protocol === "https" ? 443 : 8086));
+  // InfluxDB's port when the URL gives none; for https, 443.
+  if (!url.port && protocol === "http") url.port = "8086";
+  const port = Number(url.port || 443);
   const username = url.username ? decodeURIComponent(url.username) : undefined;
   const password = url.password ? decodeURIComponent(url.password) : undefined;
   // Retries and backoff belong to the drainer, which must keep the spool's order.
-  const pool = { maxRetries: 0, requestTimeout: opts.timeoutMs ?? 10_000 };
-  const influx = new InfluxDB({ hosts: [{ host: url.hostname, port, protocol }], username, password, database: opts.database, pool });
-  const writer = new Pool(pool);
-  writer.addHost(`${protocol}://${url.hostname}:${port}`);
-  const auth = username === undefined ? undefined : `${username}:${password ?? ""}`;
+  const pool = { maxRetries: 0, requestTimeout: timeoutMs };
+  // Behind a reverse proxy: the prefix of both /query and /write.
+  const path = url.pathname.replace(/\/$/, "") || undefined;
+  const influx = new InfluxDB({ hosts: [{ host: url.hostname, port, protocol, path }], username, password, database: opts.database, pool });
+  const writer = createLineWriter({ url, database: opts.database, timeoutMs });
   let databaseReady = false;
 
   async function ensureDatabase(): Promise<void> {
     if (databaseReady) return;
     // CREATE DATABASE is idempotent in InfluxDB 1.x.
-    await influx.createDatabase(opts.database);
+    try {
+      await influx.createDatabase(opts.database);
+    } catch (err) {
+      throw err instanceof StoreError ? err : new StoreError(`InfluxDB at ${url.host}: creating database ${opts.database}: ${(err as Error).message}`);
+    }
     databaseReady = true;
   }
 
   return {
     kind: "influx",
     async write(samples) {
+      await ensureDatabase();
+      let body = "";
+      for (let i = 0; i < samples.length; i++) body += i === 0 ? pointLine(samples[i]!) : `\n${pointLine(samples[i]!)}`;
       try {
-        await ensureDatabase();
-        let body = "";
-        for (let i = 0; i < samples.length; i++) body += i === 0 ? pointLine(samples[i]!) : `\n${pointLine(samples[i]!)}`;
-        await writer.discard({ method: "POST", path: "/write", query: { db: opts.database, precision: "n" }, body, auth });
+        await writer.write(body);
       } catch (err) {
-        // The package reports an HTTP error as "A <status> <text> error occurred: <body>".
-        const message = (err as Error).message ?? String(err);
-        if (/database not found/.test(message)) databaseReady = false;
-        else if (/^A 400 /.test(message)) throw new StoreError(message, true);
-        throw new StoreError(message);
+        // Dropped since it was made (DROP DATABASE): made again before the retry.
+        if (err instanceof StoreError && err.status === 404 && /database not found/.test(err.reason ?? "")) databaseReady = false;
+        throw err;
       }
     },
     async query(device, measurement, from, to, limit) {
@@ -94,6 +99,8 @@ export function createInfluxStore(opts: { url: string; database: string; timeout
         return { device, type: "", measurement, time: time.getTime(), tags: {}, fields };
       });
     },
-    async close() {},
+    async close() {
+      writer.close();
+    },
   };
 }

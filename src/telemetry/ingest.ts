@@ -1,7 +1,8 @@
-// One ingest pipeline for every protocol (issue 4 §2), as named steps in order:
-// parse and validate against the sender's type → stamp time and point identity → spool (durable) →
-// remember as the device's last sample → fan out. A sample from MQTT and one from
-// XMPP take exactly the same path.
+// One ingest pipeline for every link (docs/telemetry.md), as named steps in order:
+// parse and validate against the sender's type → stamp time and point identity →
+// spool (durable) → remember as the device's last sample → fan out to listeners and
+// to every link's subscribers. A sample from MQTT, a bridge or XMPP takes exactly the
+// same path.
 import type { Registry } from "../registry/registry.js";
 import type { DeviceType } from "../../devices/index.js";
 import type { Spool } from "./spool.js";
@@ -9,20 +10,16 @@ import { SpoolFullError } from "./spool.js";
 import type { SpooledSample } from "./sample.js";
 import { validateSample, type Issue } from "./validate.js";
 import { createPointClock } from "./point-clock.js";
+import type { IngestResult, Ingested } from "./verdict.js";
+import type { DeviceLink, Protocol } from "../links/device-link.js";
 
-export type IngestSource = "mqtt" | "xmpp" | "bridge";
-
-export type IngestResult =
-  | { ok: true; sample: SpooledSample }
-  | { ok: false; reason: string; issues: Issue[]; /** The broker, not the sample, is the problem (spool full). */ overloaded?: boolean };
+export type { IngestResult, Ingested } from "./verdict.js";
+export type IngestSource = Protocol;
 
 export interface IngestCounters {
   accepted: number;
   rejected: Map<string, number>;
 }
-
-/** The ingest's answer: a result, or null and the error that stopped it (not the sample's fault). */
-export type Ingested = (result: IngestResult | null, err?: unknown) => void;
 
 export interface Ingest {
   ingest(device: string, payload: Buffer | string | unknown, source: IngestSource): Promise<IngestResult>;
@@ -39,8 +36,16 @@ export interface Ingest {
   readonly counters: IngestCounters;
 }
 
-export function createIngest(deps: { registry: Registry; deviceType: (name: string | null) => DeviceType | undefined; spool: Spool; afterAppend?: () => void; now?: () => number }): Ingest {
-  const { registry, deviceType, spool, afterAppend, now = Date.now } = deps;
+export function createIngest(deps: {
+  registry: Registry;
+  deviceType: (name: string | null) => DeviceType | undefined;
+  spool: Spool;
+  /** Every link: the ingest takes their telemetry and fans accepted samples out to them. */
+  links: readonly DeviceLink[];
+  afterAppend?: () => void;
+  now?: () => number;
+}): Ingest {
+  const { registry, deviceType, spool, links, afterAppend, now = Date.now } = deps;
   const listeners: Array<(sample: SpooledSample, source: IngestSource) => void> = [];
   const rejectListeners: Array<(reason: string, source: IngestSource) => void> = [];
   const last = new Map<string, SpooledSample>();
@@ -76,6 +81,7 @@ export function createIngest(deps: { registry: Registry; deviceType: (name: stri
         const previous = last.get(device);
         if (!previous || previous.time <= sample!.time) last.set(device, sample!);
         for (const listener of listeners) listener(sample!, source);
+        for (const link of links) link.accepted?.(sample!, source);
       } catch (listenerError) {
         // Durable all the same; the sender hears of an internal error, as from a failed step.
         return done(null, listenerError);
@@ -83,6 +89,8 @@ export function createIngest(deps: { registry: Registry; deviceType: (name: stri
       done({ ok: true, sample: sample! });
     });
   }
+
+  for (const link of links) link.listen({ telemetry: (device, payload, done) => ingestThen(device, payload, link.protocol, done) });
 
   return {
     counters,

@@ -1,4 +1,4 @@
-// Point identity (CONTRACT §6): a sample is stored at its millisecond time plus six
+// Point identity (docs/telemetry.md): a sample is stored at its millisecond time plus six
 // sub-millisecond digits taken from a hash of its content, so that writing it again
 // (a spool replay, an MQTT QoS 1 redelivery) lands on the same point. Six digits
 // leave a one-in-a-million chance that two *different* samples of one device in the
@@ -8,19 +8,12 @@
 // digits the current millisecond has given to which content, and moves a different
 // sample on to the next free value. The result is stored with the sample in the
 // spool, so a replay reuses it.
-import { hash } from "node:crypto";
 import { serialised, type Sample } from "./sample.js";
-
-const SLOTS = 1_000_000;
-
-/** The content hash's digits for samples spooled without a point time (before the clock existed). */
-export function contentSlot(content: string): number {
-  return parseInt(hash("sha1", content, "hex").slice(0, 8), 16) % SLOTS;
-}
+import { SLOTS, pointTime } from "./point-time.js";
 
 /**
- * The clock's first choice of digits: FNV-1a (32 bits) over the content, a few
- * hundred ns in JavaScript where SHA-1 through node:crypto cost a few µs per sample.
+ * The clock's first choice of digits: FNV-1a (32 bits) over the content, computed
+ * in JavaScript, far cheaper per sample than a SHA-1 through node:crypto.
  * Any deterministic hash will do: the same content must get the same digits (a
  * redelivered sample with its own timestamp overwrites), and collisions are resolved
  * by the clock, not by the hash.
@@ -37,14 +30,6 @@ export function fastSlot(tags: string, fields: string): number {
 function fnv(h: number, text: string): number {
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
   return h;
-}
-
-/** A point time in nanoseconds, as decimal text: the millisecond time and the slot's six digits. */
-export const pointTime = (time: number, slot: number): string => `${time}${String(slot).padStart(6, "0")}`;
-
-/** What identifies a sample's content: JSON of [device, tags, fields]. */
-export function contentKey(device: string, tagsJson: string, fieldsJson: string): string {
-  return `[${JSON.stringify(device)},${tagsJson},${fieldsJson}]`;
 }
 
 export interface PointClock {

@@ -1,6 +1,6 @@
-import { contentKey, contentSlot, pointTime } from "./point-clock.js";
-
 // A validated, time-stamped measurement, as the core passes it around.
+import { contentKey, contentSlot, pointTime } from "./point-time.js";
+
 export type FieldValue = number | boolean | string;
 
 export interface Sample {

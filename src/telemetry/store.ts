@@ -1,14 +1,21 @@
-// Where samples end up (CONTRACT §6). Both stores take spooled samples in order and
+// Where samples end up (docs/telemetry.md). Both stores take spooled samples in order and
 // must be idempotent for a replayed sample (same seq → same stored point).
 import type { Sample, SpooledSample } from "./sample.js";
 
 export class StoreError extends Error {
-  constructor(
-    message: string,
-    /** True when the samples themselves are bad (InfluxDB 400): retrying will not help. */
-    readonly invalidPoints = false,
-  ) {
+  /** True when the samples themselves are bad (InfluxDB 400): retrying will not help. */
+  readonly invalidPoints: boolean;
+  /** The store's HTTP status, when it answered. */
+  readonly status: number | undefined;
+  /** The store's own reason (InfluxDB's `error`), when it gave one. */
+  readonly reason: string | undefined;
+
+  constructor(message: string, answer: { invalidPoints?: boolean; status?: number; reason?: string } = {}) {
     super(message);
+    this.name = "StoreError";
+    this.invalidPoints = answer.invalidPoints ?? false;
+    this.status = answer.status;
+    this.reason = answer.reason;
   }
 }
 

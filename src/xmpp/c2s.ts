@@ -1,7 +1,6 @@
 // One client-to-server stream, RFC 6120: stream header, features, STARTTLS (§5),
 // SASL (§6), resource binding (§7), then stanzas to the router. Transport-neutral:
 // TCP (tcp.ts) and later WebSocket (RFC 7395) feed it parsed elements.
-import { randomBytes } from "node:crypto";
 import { randomId } from "../ids.js";
 import xml, { type Element } from "@xmpp/xml";
 import type { Logger } from "../log.js";
@@ -10,7 +9,9 @@ import type { Authenticator } from "../auth/credentials.js";
 import type { Login } from "../auth/login.js";
 import type { Account } from "../registry/registry.js";
 import { NS_SASL, NS_STREAMS, StanzaError, StreamError, errorReply } from "./errors.js";
-import { JID, validResource } from "./jid.js";
+import { JID } from "./jid.js";
+import { NS_BIND, generatedResource, requestedResource } from "./bind.js";
+import type { C2STransport } from "./transport.js";
 import type { Router } from "./router.js";
 import type { Session } from "./sessions.js";
 import type { PresenceService } from "./modules/presence.js";
@@ -19,26 +20,9 @@ import { SaslNegotiation } from "./sasl-negotiation.js";
 import { NS_SESSION } from "./modules/session.js";
 
 export const NS_CLIENT = "jabber:client";
+export type { C2STransport } from "./transport.js";
+export { NS_BIND } from "./bind.js";
 export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
-export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
-
-/** What a stream needs from its transport (TCP socket, WebSocket). */
-export interface C2STransport {
-  readonly remoteAddress: string;
-  readonly secure: boolean;
-  readonly canStartTls: boolean;
-  sendHeader(attrs: Record<string, string>): void;
-  send(element: Element): void;
-  /** Sends the closing tag (or RFC 7395 <close/>) and ends the transport. */
-  close(): void;
-  /** STARTTLS: upgrade after <proceed/>, with a fresh parser (§5.4.3.3). */
-  startTls(): void;
-  /** Stream restart after SASL success (§6.4.6): a fresh parser, the old one is dropped. */
-  restart(): void;
-  setMaxStanzaBytes(bytes: number): void;
-  /** A new read rate for this connection, once its account is known. */
-  reshape(shape: Shape): void;
-}
 
 export interface C2SOptions {
   domain: string;
@@ -267,20 +251,13 @@ export class C2SStream {
   }
 
   private bind(iq: Element): void {
-    const { domain } = this.deps.options;
     const account = this.account!;
     const reply = (el: Element) => this.transport.send(el);
-    if (iq.attrs.type !== "set" || !iq.attrs.id) return reply(errorReply(iq, new StanzaError("bad-request", "bind is an IQ set with an id")));
-    const requested = iq.getChild("bind", NS_BIND)!.getChildText("resource");
-    let resource = requested ? validResource(requested) : null;
-    if (requested && resource === null) return reply(errorReply(iq, new StanzaError("bad-request", "invalid resource")));
-    // `mqtt` is the resource of a device's MQTT connection; an XMPP client gets its own.
-    if (!resource || resource === "mqtt") resource = `${resource ? "mqtt-" : ""}sb-${randomBytes(6).toString("hex")}`;
-    const jid = new JID(account.name, domain, resource);
-    const session = this.createSession(jid, account);
+    const requested = requestedResource(iq);
+    if (typeof requested !== "string" && requested !== null) return reply(errorReply(iq, requested));
+    const session = this.createSession(new JID(account.name, this.deps.options.domain, requested ?? generatedResource()), account);
     // RFC 6120 §7.7.2.2, our policy: the newer session wins, the older one gets <conflict/>.
-    const displaced = this.deps.router.sessions.add(session);
-    if (displaced) displaced.close(new StreamError("conflict", "replaced by a new connection with the same resource"));
+    this.deps.router.sessions.add(session)?.close(new StreamError("conflict", "replaced by a new connection with the same resource"));
     this.session = session;
     this.phase = "bound";
     clearTimeout(this.negotiationTimer);
@@ -290,11 +267,10 @@ export class C2SStream {
 
   private createSession(jid: JID, account: Account): Session {
     const transport = this.transport;
-    const full = jid.toString();
     return {
       id: this.id,
       jid,
-      full,
+      full: jid.toString(),
       bare: `${jid.local}@${jid.domain}`,
       account,
       protocol: "xmpp",

@@ -24,8 +24,4 @@ export class EventBus<T> {
     for (const { handler } of list) if (handler(event) === true) return true;
     return false;
   }
-
-  has(name: string): boolean {
-    return (this.handlers.get(name)?.length ?? 0) > 0;
-  }
 }

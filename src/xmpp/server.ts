@@ -16,7 +16,7 @@ import { discoModule, type Disco } from "./modules/disco.js";
 import { pingModule } from "./modules/ping.js";
 import { sessionModule } from "./modules/session.js";
 import { lastActivityModule } from "./modules/last.js";
-import type { C2STransport } from "./c2s.js";
+import type { C2STransport } from "./transport.js";
 
 export interface XmppServer {
   router: Router;

@@ -10,7 +10,8 @@ import { utf8Decoder } from "./utf8.js";
 import { listen } from "../listen.js";
 import { byteShaper, type Shape } from "../limits.js";
 import { XMLStreamReader, type StreamLimits } from "./xml-stream.js";
-import type { C2SStream, C2STransport } from "./c2s.js";
+import type { C2SStream } from "./c2s.js";
+import type { C2STransport } from "./transport.js";
 
 export interface TcpListenerOptions {
   host: string;
@@ -31,7 +32,8 @@ export interface TcpListenerOptions {
 export interface Listener {
   readonly port: number;
   /** Stops accepting and ends every stream with `error`; resolves when all sockets are gone. */
-  close(error: StreamError): Promise<void>;
+  /** Ends every stream with `error` (system-shutdown by default). */
+  close(error?: StreamError): Promise<void>;
   readonly connections: number;
 }
 
@@ -165,14 +167,15 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
   }
 
   const server = net.createServer(accept);
+  const port = await listen(server, options.port, options.host, { port: "xmpp.port", host: "xmpp.host" });
+  // After the bind: a failed bind is the ListenError above, reported once by the caller.
   server.on("error", (err) => log.error({ err }, "xmpp listener error"));
-  const port = await listen(server, options.port, options.host);
   return {
     port,
     get connections() {
       return sockets.size;
     },
-    close(error) {
+    close(error = new StreamError("system-shutdown")) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const stream of streams) stream.fail(error);
       // Peers get a moment to answer our </stream:stream>; then the sockets go.

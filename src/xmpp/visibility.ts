@@ -1,4 +1,4 @@
-// Who sees whom (CONTRACT §5). The roster is not user-managed: operators and services
+// Who sees whom (docs/xmpp.md). The roster is not user-managed: operators and services
 // are subscribed to every device (subscription `to`), so each device has them as
 // `from`; devices see no other device; people and services see each other only
 // through directed presence.

@@ -11,7 +11,8 @@ import type { Logger } from "../log.js";
 import { NS_STREAMS, StreamError } from "./errors.js";
 import { XMLStreamReader } from "./xml-stream.js";
 import { byteShaper, type Shape } from "../limits.js";
-import { NS_CLIENT, type C2SStream, type C2STransport } from "./c2s.js";
+import { NS_CLIENT, type C2SStream } from "./c2s.js";
+import type { C2STransport } from "./transport.js";
 
 export const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
 
@@ -105,7 +106,7 @@ export function xmppWebSocket(options: XmppWebSocketOptions, openStream: (transp
     get connections() {
       return streams.size;
     },
-    close(error: StreamError): Promise<void> {
+    close(error = new StreamError("system-shutdown")): Promise<void> {
       for (const stream of streams) stream.fail(error);
       return new Promise((resolve) => wss.close(() => resolve()));
     },

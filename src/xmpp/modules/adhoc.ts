@@ -11,7 +11,8 @@ import type { Account, Registry } from "../../registry/registry.js";
 import type { DeviceType, CommandSpec } from "../../../devices/index.js";
 import type { Logger } from "../../log.js";
 import { CommandFailure, type CommandOutcome, type Dispatcher } from "../../commands/dispatch.js";
-import { hasNoFields, readForm, schemaForm, NS_DATA } from "../../commands/forms.js";
+import type { AuditEntry } from "../../commands/audit.js";
+import { commandFormType, hasNoFields, readForm, schemaForm, NS_DATA } from "../../commands/forms.js";
 import { NS_DISCO_INFO, NS_DISCO_ITEMS, type Disco } from "./disco.js";
 import type { DeviceAgent } from "./device-agent.js";
 import { receivesPresenceOf } from "../visibility.js";
@@ -42,9 +43,6 @@ const FAILURE_ERRORS: Record<Exclude<CommandOutcome, "completed">, (text: string
   canceled: (text) => new StanzaError("bad-request", text),
 };
 
-export interface CommandAudit {
-  (entry: { who: string; device: string; command: string; params: unknown; outcome: CommandOutcome; latencyMs: number; error?: string }): void;
-}
 
 export interface CommandRunner {
   /** Runs one command with checked params: the shared path of XEP-0050, XEP-0325 and bridges. */
@@ -66,12 +64,12 @@ export function adhocModule(deps: {
   dispatcher: Dispatcher;
   deviceType: (name: string | null) => DeviceType | undefined;
   defaultTimeoutMs: number;
-  audit: CommandAudit;
+  audit: (entry: AuditEntry) => void;
   log: Logger;
 }): CommandRunner {
   const { router, registry, agent, disco, dispatcher, deviceType, defaultTimeoutMs, audit } = deps;
   const sessions = new Map<string, CommandSession>();
-  const formType = (type: DeviceType, node: string) => `urn:xmpp:switchboard:command:${type.name}:${node}`;
+  const formType = (type: DeviceType, node: string) => commandFormType(type.name, node);
   disco.addFeature("account", NS_COMMANDS);
   agent.addFeature(NS_COMMANDS);
   setInterval(() => {
@@ -94,7 +92,7 @@ export function adhocModule(deps: {
     }
   }
 
-  /** Who may command whom: services and operators, over devices they see (CONTRACT §5). */
+  /** Who may command whom: services and operators, over devices they see (docs/xmpp.md). */
   function target(requester: Account | undefined, deviceName: string): { device: Account; type: DeviceType } | StanzaError {
     const device = registry.get(deviceName);
     const type = device?.role === "device" ? deviceType(device.type) : undefined;

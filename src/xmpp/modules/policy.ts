@@ -1,4 +1,4 @@
-// Device isolation (CONTRACT §5): a device may address only the broker, services and
+// Device isolation (docs/xmpp.md): a device may address only the broker, services and
 // operators (and its own account); any stanza to another device is `forbidden`. An
 // account that does not exist answers the same, so the error never tells a device
 // whether another device exists (RFC 6120 §13.11, directory harvesting).

@@ -1,6 +1,6 @@
 // Presence, RFC 6121 §4: initial presence and probes, broadcast to the contacts that
 // are subscribed, directed presence, and `unavailable` when a session ends however
-// it ends. Devices on MQTT (a later issue) are sessions too and use `update`.
+// it ends. Devices on other links are sessions too (links/linked-sessions.ts) and use `update`.
 import xml, { type Element } from "@xmpp/xml";
 import { StanzaError } from "../errors.js";
 import type { Router, StanzaEvent } from "../router.js";
@@ -17,6 +17,8 @@ export interface PresenceService {
   ended(session: Session, status?: string): void;
   /** Sessions that receive device presence: available operators and services. */
   watchers(): Iterable<Session>;
+  /** Called when a session becomes available, and when it stops being available. */
+  onSession(listener: (session: Session, available: boolean, status?: string) => void): void;
 }
 
 const clampPriority = (text: string | null): number => {
@@ -29,6 +31,7 @@ export function presenceModule(deps: { router: Router; registry: Registry; now?:
   const { events, sessions, domain } = router;
   const watchers = new Set<Session>();
   const directed = new WeakMap<Session, Set<string>>();
+  const listeners: Array<(session: Session, available: boolean, status?: string) => void> = [];
 
   function sendAs(from: string, to: Session, presence: Element): void {
     presence.attrs.from = from;
@@ -97,6 +100,7 @@ export function presenceModule(deps: { router: Router; registry: Registry; now?:
     }
     const stanza = presence ?? unavailableStanza(status);
     for (const target of audience(session, toSelf && session.protocol === "xmpp")) sendAs(session.full, target, stanza);
+    if (initial || !presence) for (const listener of listeners) listener(session, presence !== null, status);
     if (!presence) {
       for (const to of directed.get(session) ?? []) {
         const target = sessions.get(to);
@@ -172,5 +176,5 @@ export function presenceModule(deps: { router: Router; registry: Registry; now?:
     return true;
   });
 
-  return { update, ended, watchers: () => watchers.values() };
+  return { update, ended, watchers: () => watchers.values(), onSession: (listener) => void listeners.push(listener) };
 }

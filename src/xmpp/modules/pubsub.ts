@@ -1,4 +1,4 @@
-// Live telemetry over XMPP (issue 4 §3): a XEP-0060 subset at pubsub.<domain>.
+// Live telemetry over XMPP (docs/telemetry.md): a XEP-0060 subset at pubsub.<domain>.
 // Nodes `telemetry/<id>` (one device) and `telemetry` (all devices); services and
 // operators subscribe, unsubscribe and fetch the last items; a device publishes its
 // own samples to its node, validated by the same ingest pipeline as MQTT. Items
@@ -13,6 +13,8 @@ import type { Ingest } from "../../telemetry/ingest.js";
 import { sampleJson, type SpooledSample } from "../../telemetry/sample.js";
 import { NS_DISCO_INFO, NS_DISCO_ITEMS, type Disco } from "./disco.js";
 import { knowsOf } from "../visibility.js";
+import type { Logger } from "../../log.js";
+import type { XmppDeviceLink } from "../device-link.js";
 
 export const NS_PUBSUB = "http://jabber.org/protocol/pubsub";
 export const NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event";
@@ -66,8 +68,18 @@ export function createLocalSubscriptions(): SubscriptionStore {
   };
 }
 
-export function pubsubModule(deps: { router: Router; registry: Registry; ingest: Ingest; disco: Disco; subscriptions?: SubscriptionStore }): { service: string } {
-  const { router, registry, ingest, disco } = deps;
+export function pubsubModule(deps: {
+  router: Router;
+  registry: Registry;
+  /** Accepted samples, for live items. */
+  ingest: Pick<Ingest, "onSample">;
+  /** Where an XMPP device's own samples go in. */
+  link: Pick<XmppDeviceLink, "telemetry">;
+  disco: Disco;
+  log: Logger;
+  subscriptions?: SubscriptionStore;
+}): { service: string } {
+  const { router, registry, ingest, link, disco, log } = deps;
   const subscriptions = deps.subscriptions ?? createLocalSubscriptions();
   const service = `pubsub.${router.domain}`;
   // Per node, its newest samples; up to twice the kept number, trimmed in one go
@@ -160,7 +172,12 @@ export function pubsubModule(deps: { router: Router; registry: Registry; ingest:
         return true;
       }
       case "publish":
-        void publish(event, op, node);
+        // A step that failed (the spool, a listener) is the broker's fault, not the
+        // sample's: the device is told to try again, and the stream goes on.
+        publish(event, op, node).catch((err: unknown) => {
+          log.error({ err, device: event.origin?.account.name, node }, "telemetry ingest failed");
+          router.error(event, new StanzaError("internal-server-error", "the sample could not be taken; try again", "wait"));
+        });
         return true;
       default:
         router.error(event, new PubsubError("feature-not-implemented", "unsupported", `'${op?.name ?? ""}' is not supported here`));
@@ -179,7 +196,7 @@ export function pubsubModule(deps: { router: Router; registry: Registry; ingest:
     const items = op.getChildren("item");
     const json = items.length === 1 ? items[0]!.getChild("json", NS_JSON) : undefined;
     if (!json) return router.error(event, new PubsubError("bad-request", "invalid-payload", "publish exactly one item holding <json xmlns='urn:xmpp:json:0'>"));
-    const result = await ingest.ingest(device.name, json.getText(), "xmpp");
+    const result = await link.telemetry(device.name, json.getText());
     if (!result.ok) {
       const detail = result.issues.length ? result.issues.map((i) => `${i.path}: ${i.message}`).join("; ") : result.reason;
       return router.error(event, result.overloaded ? new StanzaError("resource-constraint", result.reason) : new PubsubError("bad-request", "invalid-payload", detail));

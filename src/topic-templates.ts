@@ -1,4 +1,4 @@
-// Topic templates of a bridge (issue 7 §1): `plant/{device}/data`. A template becomes
+// Topic templates of a bridge (docs/bridges.md): `plant/{device}/data`. A template becomes
 // an MQTT subscription filter (placeholders → `+`), a matcher that extracts the
 // placeholders from a topic, and a renderer for outgoing topics.
 export type Placeholder = "device" | "command" | "type";

@@ -1,11 +1,12 @@
-// aedes' own in-memory persistence with one shortcut. For every QoS 1 or 2 PUBLISH,
+// aedes-persistence, wrapped here and nowhere else (pinned exactly in package.json;
+// test/mqtt/adapters.test.ts checks the methods wrapped): aedes' own in-memory
+// persistence with one shortcut. For every QoS 1 or 2 PUBLISH,
 // aedes asks the persistence which stored subscriptions match the topic, to queue the
 // message for persistent sessions (MQTT 3.1.1 §3.1.2.4: a session with CleanSession 0
 // keeps its QoS 1 and 2 messages while the client is away). Only such sessions store
 // subscriptions (aedes' subscribe handler skips clean ones), and in the usual fleet of
 // devices and services with clean sessions there are none: the topic-trie walk then
-// answers "nobody" on every publish, at 2–3 % of the event loop under telemetry load.
-// Here that answer is given without the walk while no subscription is stored.
+// answers "nobody" on every publish (docs/benchmarks.md has its cost). Here that answer is given without the walk while no subscription is stored.
 import memoryModule, { type AedesMemoryPersistence } from "aedes-persistence";
 
 // The package's typings declare an ES default export; at run time the CommonJS module is the factory.
@@ -37,7 +38,12 @@ export function memoryPersistence(): ShortcutPersistence {
     persistence[name] = (...args: unknown[]) => {
       changing++;
       const result = original(...args);
-      void Promise.resolve(result).finally(() => recount().finally(() => void changing--));
+      // A failed change is aedes' to report; the count is taken again either way.
+      Promise.resolve(result)
+        .catch(() => {})
+        .then(() => recount())
+        .catch(() => {})
+        .finally(() => void changing--);
       return result;
     };
   }

@@ -6,6 +6,7 @@
 // wrappers cancels out, since we only ever report deltas.
 import { readFileSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { sleep } from './timing.js';
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
@@ -100,8 +101,6 @@ export function rssKiB(root: number): number {
   }
   return kib;
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * Waits until the whole machine is (nearly) idle: the server has worked off

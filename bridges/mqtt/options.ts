@@ -1,0 +1,36 @@
+// The embedded MQTT broker's settings, read from the config once (docs/configuration.md).
+import type { Config } from "../../src/config.js";
+import { limitShapes, type Shape } from "../../src/limits.js";
+
+export interface MqttOptions {
+  host: string;
+  port: number;
+  tlsPort: number | null;
+  maxPacketBytes: number;
+  /** Bytes queued towards one client above which publishers are held back. */
+  outboundHighWaterBytes: number;
+  /** A client congested this long is disconnected. */
+  slowConsumerTimeoutMs: number;
+  /** PEM certificate and key (the XMPP ones). */
+  tls: { cert: string; key: string };
+  /** A TLS handshake not finished in this time closes the socket. */
+  tlsHandshakeMs: number;
+  shape: Shape;
+  /** Read rate for service accounts once authenticated. */
+  serviceShape: Shape;
+}
+
+export function mqttOptions(config: Config, tls: MqttOptions["tls"]): MqttOptions {
+  const { mqtt } = config;
+  return {
+    host: mqtt.host,
+    port: mqtt.port,
+    tlsPort: mqtt.tlsPort,
+    maxPacketBytes: mqtt.maxPacketBytes,
+    outboundHighWaterBytes: mqtt.outboundHighWaterBytes,
+    slowConsumerTimeoutMs: mqtt.slowConsumerTimeoutMs,
+    tls,
+    tlsHandshakeMs: config.limits.tlsHandshakeMs,
+    ...limitShapes(config),
+  };
+}
