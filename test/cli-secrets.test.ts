@@ -1,7 +1,8 @@
-// Credentials at rest and on the command line (CONTRACT §9): the data dir and every
-// file the CLI or the broker writes in it are the owner's alone under the usual umask
-// 022; a password reaches the CLI through standard input or the environment without
-// showing in `ps`, and no command echoes a password it was given.
+// Credentials at rest and on the command line (docs/cli.md, Credentials and File
+// permissions): the data dir and every file the CLI or the broker writes in it are the
+// owner's alone under the usual umask 022; a password reaches the CLI through standard
+// input or the environment without showing in `ps`, and no command echoes a password it
+// was given.
 import t from "tap";
 import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";

@@ -1,5 +1,6 @@
 // Debian's InfluxDB 1.x as the store under test: a private influxd on free
 // loopback ports, config, data and log in its own directory.
+import { influxConfig } from '../../test/helpers/influx.js';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,28 +26,13 @@ export function influxVersion(): string {
   }
 }
 
-/** Debian's influxd with the config of test/helpers/influx.ts (no reporting, no _internal store, no query log). */
+/** Debian's influxd with the tests' config (test/helpers/influx.ts: no reporting, no _internal store, no query log). */
 export async function startInflux(dir: string): Promise<Influx> {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const rpc = await freePort();
   const conf = join(dir, 'influxdb.conf');
-  writeFileSync(conf, `reporting-disabled = true
-bind-address = "127.0.0.1:${rpc}"
-[meta]
-  dir = "${dir}/meta"
-[data]
-  dir = "${dir}/data"
-  wal-dir = "${dir}/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:${port}"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-[continuous_queries]
-  enabled = false
-`);
+  writeFileSync(conf, influxConfig(dir, port, rpc));
   const logFile = join(dir, 'influxd.log');
   const p = spawnServer(`${INFLUXD} -config ${conf}`, { cwd: dir, logFile });
   const url = `http://127.0.0.1:${port}`;

@@ -84,7 +84,7 @@ async function login(form: HTMLFormElement): Promise<void> {
       stop() {
         clearInterval(clock);
         renderer.destroy();
-        void conn.close();
+        conn.close().catch(() => {}); // the page is leaving this session either way
       },
     };
     byId("whoami").textContent = conn.jid.split("/")[0] ?? "";

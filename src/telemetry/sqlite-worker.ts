@@ -78,7 +78,7 @@ export function startSqliteWorker<N extends OpsName>(data: ThreadDataOf<N>, onEr
         .catch(() => {})
         .then(() => {
           // Closing its port ends the thread; terminate covers one that does not end.
-          const timer = setTimeout(() => void worker.terminate(), 1_000);
+          const timer = setTimeout(() => worker.terminate().catch(() => {}), 1_000);
           return exited.finally(() => clearTimeout(timer));
         });
       return closed;

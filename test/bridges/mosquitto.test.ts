@@ -1,4 +1,4 @@
-// Bridging devices that live on another broker (issue 7), against a real Mosquitto
+// Bridging devices that live on another broker (docs/bridges.md), against a real Mosquitto
 // with a password file and an ACL: telemetry through the same pipeline, presence from
 // retained status topics, commands over the remote topics, outages, bad input.
 import t from "tap";

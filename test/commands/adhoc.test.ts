@@ -1,5 +1,6 @@
 // XEP-0050 commands to MQTT devices: forms from schemas, dispatch over MQTT, every
-// error of issue 5, with a real MQTT device (the mqtt package) and a raw XMPP client.
+// error of docs/commands.md (Errors), with a real MQTT device (the mqtt package) and a
+// raw XMPP client.
 import t from "tap";
 import mqtt, { type MqttClient } from "mqtt";
 import { startTestBroker, type TestBroker } from "../helpers/broker.js";

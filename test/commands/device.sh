@@ -12,7 +12,7 @@
 # A broker lets a device have one MQTT connection only (client id = device id), so the
 # mosquitto_pub that answers connects with the same client id and takes the session
 # over (MQTT 3.1.1 §3.1.4); the broker keeps the device's presence and its pending
-# commands across a takeover (bridges/mqtt/presence.ts). mosquitto_sub, kicked off,
+# commands across a takeover (bridges/mqtt/connections.ts). mosquitto_sub, kicked off,
 # reconnects by itself about a second later and subscribes again. Meanwhile, once
 # mosquitto_pub has disconnected, the device is offline: wait for the next
 # `subscribed` line before sending it another command.

@@ -4,10 +4,9 @@ driven by test/commands/roundtrip.test.ts.
 
 Usage: slixmpp_commands.py HOST PORT JID PASSWORD CAFILE
 
-Logs in to HOST:PORT as JID with SASL SCRAM-SHA-256 after STARTTLS (required),
-checking the server certificate against CAFILE (the broker's self-signed certificate)
-for the name 'localhost', and sends its initial presence. Then it reads commands from
-stdin, one JSON object a line:
+Logs in as test/helpers/slixmpp_harness.py describes (SCRAM-SHA-256 only, after
+STARTTLS, CAFILE the only trust anchor) and sends its initial presence. Then it reads
+commands from stdin, one JSON object a line:
 
   {"id": "1", "cmd": "commands", "jid": "th1@localhost"}
       xep_0050.get_commands: the command list (disco#items on the commands node)
@@ -29,33 +28,19 @@ XEP-0050 specific condition), its "outcome" (completed | canceled | form | error
 no-answer) and "raw_errors": the IQ errors that arrived for the IQs of this run, seen
 on the wire whether or not the plugin handed them to the session's error handler, with
 whether they echo the <command/> element ("echoed_command", "echoed_sessionid").
-Logs go to stderr. It exits 0 after a clean disconnect, non-zero otherwise.
 """
 import asyncio
-import json
 import logging
 import os
-import ssl
 import sys
-import threading
 
-try:
-    import slixmpp
-    from slixmpp.exceptions import IqError, IqTimeout
-except ImportError as e:  # the test checks this first; this is the fallback message
-    print(json.dumps({"event": "fatal", "error": f"cannot import slixmpp: {e}"}), flush=True)
-    sys.exit(3)
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
+from slixmpp_harness import STEP_TIMEOUT, IqError, IqTimeout, ScriptedClient, emit, main  # noqa: E402
 
-STEP_TIMEOUT = 10
 NS_COMMANDS = "http://jabber.org/protocol/commands"
 NS_DATA = "jabber:x:data"
 NS_VALIDATE = "http://jabber.org/protocol/xdata-validate"
-NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-
-
-def emit(**obj):
-    sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
-    sys.stdout.flush()
 
 
 def describe_form(form):
@@ -97,34 +82,16 @@ def describe_result(iq):
             "form": describe_form(cmd["form"]) if has_form else None}
 
 
-class Client(slixmpp.ClientXMPP):
+class Client(ScriptedClient):
     def __init__(self, jid, password, cafile):
-        super().__init__(jid, password, sasl_mech="SCRAM-SHA-256")
-        self.register_plugin("xep_0030")
-        self.register_plugin("xep_0004")
-        self.register_plugin("xep_0122")  # parses <validate/> in form fields
-        self.register_plugin("xep_0050")
-        self["feature_mechanisms"].unencrypted_plain = False
-        self["feature_mechanisms"].unencrypted_scram = False
-        self.ssl_context = ssl.create_default_context(cafile=cafile)
-        self.ssl_context.check_hostname = True
-        self.ssl_context.verify_mode = ssl.CERT_REQUIRED
-        self.exit_code = 1
-        self.quitting = False
-        self.tasks = set()
+        # xep_0122 parses <validate/> in form fields.
+        super().__init__(jid, password, cafile, [(p, None) for p in ("xep_0030", "xep_0004", "xep_0122", "xep_0050")])
         # IQ id → sessionid of the command IQs we sent; errors seen for them, by sessionid.
         self.sent_commands = {}
         self.raw_errors = {}
-
         self.add_filter("out", self.watch_out)
         self.add_filter("in", self.watch_in)
-        self.add_event_handler("ssl_invalid_chain", lambda err: self.fatal(f"TLS certificate rejected: {err}"))
-        self.add_event_handler("failed_auth", lambda s: emit(event="failed_auth", condition=s["condition"], text=s["text"]))
-        self.add_event_handler("failed_all_auth", lambda _e: self.fatal("authentication failed"))
-        self.add_event_handler("session_start", self.on_session_start)
         self.add_event_handler("presence", self.on_presence)
-        self.add_event_handler("disconnected", self.on_disconnected)
-        self.add_event_handler("connection_failed", lambda e: self.fatal(f"connection failed: {e}"))
 
     def watch_out(self, stanza):
         if stanza.xml.tag == "{jabber:client}iq" and stanza.xml.get("type") == "set":
@@ -144,85 +111,28 @@ class Client(slixmpp.ClientXMPP):
                     "echoed_sessionid": echoed.get("sessionid") if echoed is not None else None})
         return stanza
 
-    def fatal(self, error):
-        emit(event="fatal", error=str(error))
-        self.exit_code = 2
-        self.disconnect()
-
-    async def on_session_start(self, _event):
-        emit(event="session_start", jid=str(self.boundjid))
-        self.send_presence()
-        self.start_commands()
-
     def on_presence(self, pres):
         emit(event="presence", type=pres["type"], **{"from": str(pres["from"])})
 
-    def on_disconnected(self, reason):
-        emit(event="disconnected", clean=self.quitting)
-        if self.quitting and self.exit_code != 2:
-            self.exit_code = 0
-
     # --- commands from the test ---
 
-    def start_commands(self):
-        queue = asyncio.Queue()
+    async def handle(self, cmd):
+        name = cmd.get("cmd")
+        if name == "commands":
+            iq = await self["xep_0050"].get_commands(jid=cmd["jid"], timeout=STEP_TIMEOUT)
+            items = [{"jid": str(jid), "node": node, "name": label} for jid, node, label in iq["disco_items"]["items"]]
+            return {"type": iq["type"], "node": iq["disco_items"]["node"], "items": items, "from": str(iq["from"])}
+        if name == "info":
+            iq = await self["xep_0030"].get_info(jid=cmd["jid"], node=cmd["node"], timeout=STEP_TIMEOUT)
+            info = iq["disco_info"]
+            return {"node": info["node"], "features": sorted(info["features"]),
+                    "identities": [{"category": c, "type": t, "name": n} for c, t, _lang, n in info["identities"]]}
+        if name == "run":
+            return await self.run_adhoc(cmd)
+        return None
 
-        def reader():
-            for line in sys.stdin:
-                self.loop.call_soon_threadsafe(queue.put_nowait, line)
-            self.loop.call_soon_threadsafe(queue.put_nowait, None)
-
-        threading.Thread(target=reader, name="stdin", daemon=True).start()
-        self.spawn(self.read_commands(queue))
-
-    def spawn(self, coro):
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def read_commands(self, queue):
-        while True:
-            line = await queue.get()
-            if line is None:
-                break
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                cmd = json.loads(line)
-            except ValueError:
-                emit(ok=False, error=f"not JSON: {line!r}")
-                continue
-            if cmd.get("cmd") == "quit":
-                break
-            self.spawn(self.run_command(cmd))
-        self.quitting = True
-        self.disconnect(wait=2.0)
-
-    async def run_command(self, cmd):
-        cid = cmd.get("id")
-        try:
-            name = cmd.get("cmd")
-            if name == "commands":
-                iq = await self["xep_0050"].get_commands(jid=cmd["jid"], timeout=STEP_TIMEOUT)
-                items = [{"jid": str(jid), "node": node, "name": label} for jid, node, label in iq["disco_items"]["items"]]
-                emit(id=cid, ok=True, type=iq["type"], node=iq["disco_items"]["node"], items=items, **{"from": str(iq["from"])})
-            elif name == "info":
-                iq = await self["xep_0030"].get_info(jid=cmd["jid"], node=cmd["node"], timeout=STEP_TIMEOUT)
-                info = iq["disco_info"]
-                emit(id=cid, ok=True, node=info["node"], features=sorted(info["features"]),
-                     identities=[{"category": c, "type": t, "name": n} for c, t, _lang, n in info["identities"]])
-            elif name == "run":
-                emit(id=cid, ok=True, **(await self.run_adhoc(cmd)))
-            else:
-                emit(id=cid, ok=False, error=f"unknown command {name!r}")
-        except IqError as e:
-            emit(id=cid, ok=False, error="iq error", **describe_error(e.iq))
-        except IqTimeout:
-            emit(id=cid, ok=False, error="iq timeout")
-        except Exception as e:  # report, never hang the test
-            logging.exception("command failed")
-            emit(id=cid, ok=False, error=f"{type(e).__name__}: {e}")
+    def describe_iq_error(self, iq):
+        return describe_error(iq)
 
     async def run_adhoc(self, cmd):
         """One command session with the xep_0050 plugin, every answer recorded."""
@@ -295,34 +205,5 @@ class Client(slixmpp.ClientXMPP):
         return {"outcome": outcome, "steps": steps, "raw_errors": raw}
 
 
-def main():
-    if len(sys.argv) != 6:
-        print(__doc__, file=sys.stderr)
-        return 64
-    host, port, jid, password, cafile = sys.argv[1:]
-    logging.basicConfig(level=logging.DEBUG if os.environ.get("SLIXMPP_DEBUG") else logging.WARNING,
-                        stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    xmpp = Client(jid, password, cafile)
-    xmpp.loop = loop
-    emit(event="start", slixmpp=slixmpp.__version__, python=sys.version.split()[0])
-    xmpp.connect((host, int(port)), use_ssl=False, force_starttls=True, disable_starttls=False)
-    try:
-        loop.run_until_complete(asyncio.wait_for(xmpp.disconnected, timeout=120))
-    except asyncio.TimeoutError:
-        emit(event="fatal", error="still connected after 120 s")
-        xmpp.exit_code = 2
-    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-    if pending:
-        loop.run_until_complete(asyncio.wait(pending, timeout=1))
-        for task in pending:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    loop.run_until_complete(loop.shutdown_asyncgens())
-    loop.close()
-    return xmpp.exit_code
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__, Client))

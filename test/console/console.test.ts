@@ -1,33 +1,21 @@
-// The operator console (issue 6 §3, §4) in real headless Chromium (Debian's
+// The operator console (docs/console.md) in real headless Chromium (Debian's
 // /usr/bin/chromium driven by playwright-core) against an in-process broker: log in
 // over XMPP-over-WebSocket, watch an MQTT device's tile turn online and offline,
 // see its telemetry, run set_setpoint from the tile's command menu, use the
 // filters, save a screenshot that is not blank, and time MQTT connect → green tile
 // for 50 devices. Every wait is bounded; Chromium is killed in teardown.
 import t from "tap";
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
 import mqtt, { type MqttClient } from "mqtt";
 import { startTestBroker, type TestAccount, type TestBroker } from "../helpers/broker.js";
+import { ensureConsoleBuilt, launchChromium } from "../helpers/chromium.js";
+import { ROOT } from "../helpers/cli.js";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const OUTPUT = join(ROOT, "test/console/.output");
-const CHROMIUM = "/usr/bin/chromium";
 const STEP_MS = 5_000;
 const LOAD_DEVICES = 50;
-
-/** Builds dist/console when it is missing or older than any source of the console. */
-function ensureConsoleBuilt(): void {
-  const src = join(ROOT, "src/console");
-  const built = join(ROOT, "dist/console/index.html");
-  const newest = Math.max(...readdirSync(src).map((f) => statSync(join(src, f)).mtimeMs));
-  if (existsSync(built) && statSync(built).mtimeMs >= newest && existsSync(join(ROOT, "dist/console/app.js"))) return;
-  execFileSync(process.execPath, [join(src, "build.mjs")], { cwd: ROOT, stdio: "pipe", timeout: 60_000 });
-}
 
 const accounts: TestAccount[] = [
   { name: "op1", role: "operator", password: "console pw" },
@@ -40,52 +28,20 @@ const accounts: TestAccount[] = [
 const password = (name: string) => accounts.find((a) => a.name === name)!.password;
 
 let broker: TestBroker;
-let context: BrowserContext | undefined;
+let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined;
 let page: Page;
-let profile: string;
 const devices: MqttClient[] = [];
 
 t.before(async () => {
   ensureConsoleBuilt();
   broker = await startTestBroker({}, accounts);
-  // A fresh, empty profile (Chromium's --user-data-dir) for this run only.
-  profile = mkdtempSync(join(tmpdir(), "sb-chromium-"));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    viewport: { width: 1280, height: 820 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(STEP_MS);
+  chromium = await launchChromium(STEP_MS);
+  page = chromium.page;
 });
-
-/** The pid of the Chromium that holds `profile` (its SingletonLock points at "<host>-<pid>"). */
-function chromiumPid(): number | null {
-  try {
-    const pid = Number(readlinkSync(join(profile, "SingletonLock")).split("-").pop());
-    return Number.isInteger(pid) && pid > 0 ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
 t.teardown(async () => {
   for (const c of devices) c.end(true);
-  if (context) {
-    const pid = chromiumPid();
-    const closed = await Promise.race([context.close().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 5_000))]);
-    if (!closed && pid) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        /* already gone */
-      }
-    }
-  }
+  await chromium?.close();
   await broker?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 async function connectDevice(id: string): Promise<MqttClient> {

@@ -1,21 +1,12 @@
 // A real InfluxDB 1.x (Debian's influxd) for tests: its own temp dir and free ports,
-// stoppable and restartable on the same data for outage tests.
-import { spawn, type ChildProcess } from "node:child_process";
+// stoppable and restartable on the same data for outage tests, pausable (SIGSTOP) for
+// a server that accepts connections and never answers, optionally with
+// authentication and one admin user.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { daemon } from "./daemon.js";
+import { freePort } from "./ports.js";
 
 export interface TestInflux {
   url: string;
@@ -25,20 +16,17 @@ export interface TestInflux {
   count(measurement: string, db: string): Promise<number>;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** Freezes the process (SIGSTOP): connections are accepted by the kernel, none answered. */
+  pause(): void;
+  resume(): void;
   close(): Promise<void>;
 }
 
 const INFLUXD = "/usr/bin/influxd";
 
-export async function startInflux(): Promise<TestInflux> {
-  if (!existsSync(INFLUXD)) throw new Error("influxd not found: install Debian's influxdb package (npm test does)");
-  const dir = mkdtempSync(join(tmpdir(), "sb-influx-"));
-  const port = await freePort();
-  const rpc = await freePort();
-  const config = join(dir, "influxdb.conf");
-  writeFileSync(
-    config,
-    `reporting-disabled = true
+/** influxd's config: everything under `dir`, HTTP on `port`, RPC on `rpc`; no reporting, no _internal store, no query log. */
+export function influxConfig(dir: string, port: number, rpc: number, auth = false): string {
+  return `reporting-disabled = true
 bind-address = "127.0.0.1:${rpc}"
 [meta]
   dir = "${dir}/meta"
@@ -49,50 +37,48 @@ bind-address = "127.0.0.1:${rpc}"
 [http]
   bind-address = "127.0.0.1:${port}"
   log-enabled = false
+  auth-enabled = ${auth}
 [monitor]
   store-enabled = false
 [continuous_queries]
   enabled = false
-`,
-  );
+`;
+}
+
+export async function startInflux(opts: { admin?: { username: string; password: string } } = {}): Promise<TestInflux> {
+  if (!existsSync(INFLUXD)) throw new Error("influxd not found: install Debian's influxdb package (npm test does)");
+  const dir = mkdtempSync(join(tmpdir(), "sb-influx-"));
+  const port = await freePort();
+  const rpc = await freePort();
+  const config = join(dir, "influxdb.conf");
+  writeFileSync(config, influxConfig(dir, port, rpc, opts.admin !== undefined));
   const url = `http://127.0.0.1:${port}`;
-  let child: ChildProcess | null = null;
-
-  async function start(): Promise<void> {
-    child = spawn(INFLUXD, ["-config", config], { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      try {
-        const res = await fetch(`${url}/ping`);
-        if (res.status === 204) return;
-      } catch {}
-      if (child.exitCode !== null) throw new Error(`influxd exited: ${stderr}`);
-      if (Date.now() > deadline) throw new Error(`influxd did not start: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  async function stop(): Promise<void> {
-    const c = child;
-    child = null;
-    if (!c || c.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      c.once("exit", () => resolve());
-      c.kill("SIGTERM");
-      setTimeout(() => c.kill("SIGKILL"), 5000).unref();
-    });
-  }
+  const influxd = daemon(
+    "influxd",
+    INFLUXD,
+    ["-config", config],
+    () => fetch(`${url}/ping`).then((res) => res.status === 204, () => false),
+    { startMs: 20_000, pollMs: 100 },
+  );
 
   async function query(q: string, db?: string): Promise<any> {
     const params = new URLSearchParams({ q, epoch: "ns" });
     if (db) params.set("db", db);
+    if (opts.admin) {
+      params.set("u", opts.admin.username);
+      params.set("p", opts.admin.password);
+    }
     const res = await fetch(`${url}/query?${params}`);
     return res.json();
   }
 
-  await start();
+  await influxd.start();
+  // With authentication on and no user yet, InfluxDB 1.x accepts only the creation of an admin.
+  if (opts.admin) {
+    const q = `CREATE USER "${opts.admin.username}" WITH PASSWORD '${opts.admin.password}' WITH ALL PRIVILEGES`;
+    const res = await fetch(`${url}/query`, { method: "POST", body: new URLSearchParams({ q }) });
+    if (!res.ok) throw new Error(`creating the admin user: ${res.status} ${await res.text()}`);
+  }
   return {
     url,
     port,
@@ -102,10 +88,12 @@ bind-address = "127.0.0.1:${rpc}"
       const values = r.results?.[0]?.series?.[0]?.values?.[0] as number[] | undefined;
       return values ? Math.max(...values.slice(1)) : 0;
     },
-    stop,
-    start,
+    stop: influxd.stop,
+    start: influxd.start,
+    pause: () => influxd.signal("SIGSTOP"),
+    resume: () => influxd.signal("SIGCONT"),
     async close() {
-      await stop();
+      await influxd.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

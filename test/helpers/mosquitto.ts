@@ -1,12 +1,12 @@
 // A real Debian mosquitto for tests: its own temp dir, free port, password file and
 // ACL, persistence on (so a restart keeps queued QoS 1 messages); stoppable and
 // restartable on the same data.
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./influx.js";
+import { daemon } from "./daemon.js";
+import { canConnect, freePort } from "./ports.js";
 
 export interface TestMosquitto {
   url: string;
@@ -42,41 +42,15 @@ log_type error
 log_dest stderr
 `,
   );
-  let child: ChildProcess | null = null;
-  async function start(): Promise<void> {
-    child = spawn(MOSQUITTO, ["-c", config], { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr!.on("data", (d) => (stderr += d));
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const up = await new Promise<boolean>((resolve) => {
-        const s = net.connect(port, "127.0.0.1", () => (s.destroy(), resolve(true)));
-        s.on("error", () => resolve(false));
-      });
-      if (up) return;
-      if (child.exitCode !== null) throw new Error(`mosquitto exited: ${stderr}`);
-      if (Date.now() > deadline) throw new Error(`mosquitto did not start: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  async function stop(): Promise<void> {
-    const c = child;
-    child = null;
-    if (!c || c.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      c.once("exit", () => resolve());
-      c.kill("SIGTERM"); // mosquitto saves its persistence file on SIGTERM
-      setTimeout(() => c.kill("SIGKILL"), 5000).unref();
-    });
-  }
-  await start();
+  const mosquitto = daemon("mosquitto", MOSQUITTO, ["-c", config], () => canConnect(port), { startMs: 10_000, pollMs: 50 });
+  await mosquitto.start();
   return {
     url: `mqtt://127.0.0.1:${port}`,
     port,
-    stop,
-    start,
+    stop: mosquitto.stop,
+    start: mosquitto.start,
     async close() {
-      await stop();
+      await mosquitto.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -57,3 +57,6 @@ export const subscribePacket = (filter: string | Buffer): Buffer => packet(0x82,
 
 /** UNSUBSCRIBE (§3.10) from one filter, packet id 2. */
 export const unsubscribePacket = (filter: string | Buffer): Buffer => packet(0xa2, Buffer.concat([u16(2), utf8(filter)]));
+
+/** Bytes from UTF-8 text and raw byte values, to put ill-formed strings on the wire. */
+export const bytes = (...parts: Array<string | number[]>): Buffer => Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "utf8") : Buffer.from(p))));

@@ -2,6 +2,7 @@
 // included, and read what the server answers.
 import net from "node:net";
 import tls from "node:tls";
+import { Wakeup } from "./wait.js";
 
 export const STREAM_OPEN = (to = "localhost", extra = "") =>
   `<?xml version='1.0'?><stream:stream to='${to}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'${extra}>`;
@@ -11,7 +12,10 @@ export class RawClient {
   /** Everything ever received (buffer is consumed by expect). */
   log = "";
   closed = false;
-  private waiters: Array<() => void> = [];
+  /** The full JID bound by login(). */
+  jid = "";
+  private syncs = 0;
+  private readonly arrivals = new Wakeup();
   private constructor(public socket: net.Socket | tls.TLSSocket) {
     this.attach(socket);
   }
@@ -29,17 +33,13 @@ export class RawClient {
     socket.on("data", (d: string) => {
       this.buffer += d;
       this.log += d;
-      this.wake();
+      this.arrivals.wake();
     });
     socket.on("error", () => {});
     socket.on("close", () => {
       this.closed = true;
-      this.wake();
+      this.arrivals.wake();
     });
-  }
-
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
   }
 
   send(data: string | Buffer): void {
@@ -47,40 +47,26 @@ export class RawClient {
   }
 
   /** Waits until the received text matches, then returns the match and consumes up to it. */
-  async expect(pattern: RegExp, timeoutMs = 5000): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = this.buffer.match(pattern);
-      if (m) {
-        this.buffer = this.buffer.slice((m.index ?? 0) + m[0].length);
-        return m;
-      }
-      if (this.closed) throw new Error(`connection closed before ${pattern}; received: ${this.buffer.slice(0, 500)}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${pattern}; received: ${this.buffer.slice(0, 500)}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  expect(pattern: RegExp, timeoutMs = 5000): Promise<RegExpMatchArray> {
+    const received = () => this.buffer.slice(0, 500);
+    return this.arrivals.until(
+      () => {
+        const m = this.buffer.match(pattern);
+        if (m) {
+          this.buffer = this.buffer.slice((m.index ?? 0) + m[0].length);
+          return m;
+        }
+        if (this.closed) throw new Error(`connection closed before ${pattern}; received: ${received()}`);
+        return undefined;
+      },
+      timeoutMs,
+      () => new Error(`timed out waiting for ${pattern}; received: ${received()}`),
+    );
   }
 
   /** Waits for the server to close the connection. */
   async waitClosed(timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.closed) {
-      if (Date.now() > deadline) throw new Error("connection still open");
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 50);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    await this.arrivals.until(() => this.closed || undefined, timeoutMs, () => new Error("connection still open"));
   }
 
   async startTls(): Promise<void> {
@@ -107,6 +93,12 @@ export class RawClient {
     await this.expect(/<\/stream:features>/);
   }
 
+  /** Sends SASL PLAIN (RFC 4616) for `user`; the server's answer: its <success/> or its <failure>…</failure>. */
+  async plainAuth(user: string, password: string, timeoutMs = 5000): Promise<string> {
+    this.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString("base64")}</auth>`);
+    return (await this.expect(/<(success|failure)\b[^>]*?(?:\/>|>.*?<\/\1>)/s, timeoutMs))[0];
+  }
+
   /** Opens a stream and logs in with SASL PLAIN (over TLS unless `plaintext`), binds `resource`. */
   async login(user: string, password: string, opts: { resource?: string; tls?: boolean } = {}): Promise<string> {
     if (opts.tls !== false) await this.secureStream();
@@ -114,14 +106,21 @@ export class RawClient {
       this.send(STREAM_OPEN());
       await this.expect(/<\/stream:features>/);
     }
-    this.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString("base64")}</auth>`);
-    await this.expect(/<success[^>]*\/>|<success[^>]*>[^<]*<\/success>/);
+    const answer = await this.plainAuth(user, password);
+    if (!answer.startsWith("<success")) throw new Error(`login as ${user} refused: ${answer}`);
     this.send(STREAM_OPEN());
     await this.expect(/<\/stream:features>/);
     this.send(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>${opts.resource ? `<resource>${opts.resource}</resource>` : ""}</bind></iq>`);
     const m = await this.expect(/<jid>([^<]+)<\/jid>/);
     await this.expect(/<\/iq>/);
-    return m[1]!;
+    this.jid = m[1]!;
+    return this.jid;
+  }
+
+  /** Pings the domain and waits for its result: everything sent before has been handled. */
+  async sync(id = `sync${++this.syncs}`): Promise<void> {
+    this.send(`<iq type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await this.expect(new RegExp(`<iq(?=[^>]*type="result")[^>]*id="${id}"[^>]*/>`));
   }
 
   close(): void {
@@ -129,17 +128,23 @@ export class RawClient {
   }
 }
 
+/** A client logged in on `port` (see login) that has sent its initial presence and seen it handled. */
+export async function online(port: number, user: string, password: string, opts: { resource?: string; tls?: boolean } = {}): Promise<RawClient> {
+  const c = await RawClient.connect(port);
+  await c.login(user, password, opts);
+  c.send("<presence/>");
+  await c.sync();
+  return c;
+}
+
 /** A logged-in session that proves, on request, that the server still answers it. */
 export async function witness(port: number, user: string, password: string, opts: { tls?: boolean } = {}) {
   const client = await RawClient.connect(port);
   await client.login(user, password, { resource: "witness", ...opts });
-  let pings = 0;
   return {
     client,
     async alive(t: { pass(message: string): void }): Promise<void> {
-      const id = `w${++pings}`;
-      client.send(`<iq type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
-      await client.expect(new RegExp(`<iq[^>]*id="${id}"[^>]*type="result"|<iq[^>]*type="result"[^>]*id="${id}"`));
+      await client.sync();
       t.pass("other sessions unaffected");
     },
   };

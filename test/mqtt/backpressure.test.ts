@@ -1,9 +1,8 @@
-// Backpressure on the MQTT edge (issue 3: "apply backpressure instead of buffering
-// without bound"): a publisher that writes as fast as TCP lets it is slowed down by
-// the broker instead of being buffered, a subscriber that stops reading holds the
-// publishers back only until mqtt.slowConsumerTimeoutMs and is then disconnected,
-// and everyone else goes on. Real sockets; the broker runs in this process, so its
-// memory is this process's.
+// Backpressure on the MQTT edge (docs/mqtt.md, Backpressure): a publisher that writes
+// as fast as TCP lets it is slowed down by the broker instead of being buffered, a
+// subscriber that stops reading holds the publishers back only until
+// mqtt.slowConsumerTimeoutMs and is then disconnected, and everyone else goes on. Real
+// sockets; the broker runs in this process, so its memory is this process's.
 import t from "tap";
 import net from "node:net";
 import mqtt from "mqtt";

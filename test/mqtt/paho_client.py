@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # An MQTT 3.1.1 client no one here wrote: Debian's python3-paho-mqtt, driven by
-# test/mqtt/interop.test.ts. Run by /usr/bin/python3 (the only interpreter that
+# test/mqtt/paho.test.ts. Run by /usr/bin/python3 (the only interpreter that
 # sees the Debian package). Prints one JSON object per line on stdout:
 #   {"event": "connack", "rc": N}
 #   {"event": "suback", "granted": [q, ...]}      (128 = refused, MQTT 3.1.1 §3.9.3)

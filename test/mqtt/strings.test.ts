@@ -5,24 +5,17 @@
 // a server MAY close for (as Mosquitto does), before aedes or a hook sees the packet:
 // no acknowledgement, nothing stored or delivered, counted, other connections unaffected.
 import t from "tap";
-import net from "node:net";
-import { Duplex } from "node:stream";
 import mqtt, { type MqttClient } from "mqtt";
-import { GuardedConnection, type GuardVerdict } from "../../bridges/mqtt/guard.js";
+import { passwordOf, testAccounts } from "../helpers/accounts.js";
 import { startTestBroker, type TestBroker } from "../helpers/broker.js";
-import { connectPacket, publishPacket, subscribePacket, unsubscribePacket } from "../helpers/mqtt-bytes.js";
+import { bytes, connectPacket, publishPacket, subscribePacket, unsubscribePacket } from "../helpers/mqtt-bytes.js";
+import { CONNACK, PUBACK, RawMqtt, SUBACK, UNSUBACK } from "../helpers/raw-mqtt.js";
 import { waitFor } from "../helpers/wait.js";
 
 const STEP_MS = 5_000;
-const accounts = [
-  { name: "svc", role: "service" as const, password: "svc pw" },
-  { name: "dev1", role: "device" as const, type: "thermostat", password: "dev1 pw" },
-  { name: "dev2", role: "device" as const, type: "thermostat", password: "dev2 pw" },
-  { name: "dev3", role: "device" as const, type: "thermostat", password: "dev3 pw" },
-];
-const pw = (name: string) => accounts.find((a) => a.name === name)!.password;
+const accounts = testAccounts({ svc: "service", dev1: "thermostat", dev2: "thermostat", dev3: "thermostat" });
+const pw = (name: string) => passwordOf(accounts, name);
 const sample = (temperature: number) => JSON.stringify({ temperature, humidity: 40 });
-const bytes = (...parts: Array<string | number[]>) => Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "utf8") : Buffer.from(p))));
 
 /** Strings the broker closes the connection for, each with what is wrong in it. */
 const BAD: Array<[string, Buffer]> = [
@@ -80,71 +73,22 @@ t.teardown(async () => {
   await broker.close();
 });
 
-/** A raw MQTT connection that records what it received and when it closed. */
-class Raw {
-  received = Buffer.alloc(0);
-  closed = false;
-  private constructor(readonly socket: net.Socket) {
-    socket.on("data", (d: Buffer) => void (this.received = Buffer.concat([this.received, d])));
-    socket.on("close", () => void (this.closed = true));
-    socket.on("error", () => {});
-  }
-  static async open(): Promise<Raw> {
-    const socket = net.connect(broker.ports.mqtt, "127.0.0.1");
-    await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
-    return new Raw(socket);
-  }
-  /** The first byte of every whole packet received (§2.2). */
-  packets(): number[] {
-    const firsts: number[] = [];
-    for (let at = 0; at < this.received.length; ) {
-      let i = at + 1;
-      let length = 0;
-      for (let shift = 0; i < this.received.length; shift += 7) {
-        const byte = this.received[i++]!;
-        length += (byte & 0x7f) << shift;
-        if (!(byte & 0x80)) break;
-      }
-      if (i + length > this.received.length) break;
-      firsts.push(this.received[at]!);
-      at = i + length;
-    }
-    return firsts;
-  }
-  /** Of type `type` (§2.2.1), how many were received. */
-  count(type: number): number {
-    return this.packets().filter((first) => first >> 4 === type).length;
-  }
-  async connected(clientId: string, username: string): Promise<void> {
-    this.socket.write(connectPacket({ clientId, username, password: pw(username) }));
-    await waitFor(() => this.count(2) === 1 || this.closed, STEP_MS, `CONNACK for ${clientId}`);
-    if (this.received[3] !== 0) throw new Error(`CONNACK refused ${clientId}: ${this.received.toString("hex")}`);
-  }
-  /** Waits up to `ms` for the broker to close the connection; true if it did. */
-  async closedWithin(ms = 2_000): Promise<boolean> {
-    await waitFor(() => this.closed, ms, "close").catch(() => {});
-    return this.closed;
-  }
-  destroy(): void {
-    this.socket.destroy();
-  }
+/** A raw connection to the broker; with `as`, logged in as that account with that client id. */
+async function raw(t: { teardown(fn: () => void): void }, as?: { clientId: string | Buffer; username: string }): Promise<RawMqtt> {
+  const r = await RawMqtt.open(broker.ports.mqtt);
+  t.teardown(() => r.destroy());
+  if (as) await r.login({ ...as, password: pw(as.username) });
+  return r;
 }
-
-const CONNACK = 2;
-const PUBACK = 4;
-const SUBACK = 9;
-const UNSUBACK = 11;
 
 t.test("a PUBLISH whose topic is not an acceptable string closes the connection: no PUBACK, nothing stored or delivered", async (t) => {
   const before = badUtf8();
   const droppedBefore = broker.mqtt.counters.droppedPublishes;
   for (const [what, topic] of BAD) {
-    const raw = await Raw.open();
-    t.teardown(() => raw.destroy());
-    await raw.connected("dev1", "dev1");
-    raw.socket.write(publishPacket(topic, sample(30), 7));
-    t.ok(await raw.closedWithin(), `device, ${what}: connection closed`);
-    t.equal(raw.count(PUBACK), 0, `device, ${what}: no PUBACK`);
+    const conn = await raw(t, { clientId: "dev1", username: "dev1" });
+    conn.socket.write(publishPacket(topic, sample(30), 7));
+    t.ok(await conn.closedWithin(), `device, ${what}: connection closed`);
+    t.equal(conn.count(PUBACK), 0, `device, ${what}: no PUBACK`);
   }
   t.equal(badUtf8() - before, BAD.length, "each one counted as bad-utf8");
   t.equal(broker.mqtt.counters.droppedPublishes, droppedBefore, "no hook saw them: none was dropped by the ACL");
@@ -166,12 +110,10 @@ t.test("a service's PUBLISH with U+0000 or ill-formed UTF-8 in a command topic c
     ["a surrogate", bytes("devices/dev3/commands/", [0xed, 0xbf, 0xbf])],
   ];
   for (const [what, topic] of topics) {
-    const raw = await Raw.open();
-    t.teardown(() => raw.destroy());
-    await raw.connected("svc-raw", "svc");
-    raw.socket.write(publishPacket(topic, JSON.stringify({ id: "c-1", params: {} }), 9));
-    t.ok(await raw.closedWithin(), `service, ${what}: connection closed`);
-    t.equal(raw.count(PUBACK), 0, `service, ${what}: no PUBACK`);
+    const conn = await raw(t, { clientId: "svc-raw", username: "svc" });
+    conn.socket.write(publishPacket(topic, JSON.stringify({ id: "c-1", params: {} }), 9));
+    t.ok(await conn.closedWithin(), `service, ${what}: connection closed`);
+    t.equal(conn.count(PUBACK), 0, `service, ${what}: no PUBACK`);
   }
   t.equal(badUtf8() - before, topics.length, "counted");
   // A good command afterwards arrives, and is the only one.
@@ -209,33 +151,27 @@ t.test("a SUBSCRIBE or UNSUBSCRIBE filter with U+0000 or ill-formed UTF-8 closes
     ["a surrogate", bytes("devices/dev1/commands/", [0xed, 0xa0, 0x80])],
     ["U+0001", bytes("devices/dev1/commands/", [0x01])],
   ];
-  for (const [what, filter] of filters) {
-    const raw = await Raw.open();
-    t.teardown(() => raw.destroy());
-    await raw.connected("dev1", "dev1");
-    raw.socket.write(subscribePacket(filter));
-    t.ok(await raw.closedWithin(), `SUBSCRIBE, ${what}: connection closed`);
-    t.equal(raw.count(SUBACK), 0, `SUBSCRIBE, ${what}: no SUBACK`);
-  }
-  for (const [what, filter] of filters) {
-    const raw = await Raw.open();
-    t.teardown(() => raw.destroy());
-    await raw.connected("svc-raw", "svc");
-    raw.socket.write(unsubscribePacket(filter));
-    t.ok(await raw.closedWithin(), `UNSUBSCRIBE, ${what}: connection closed`);
-    t.equal(raw.count(UNSUBACK), 0, `UNSUBSCRIBE, ${what}: no UNSUBACK`);
-  }
+  // A device's SUBSCRIBE and a service's UNSUBSCRIBE: no acknowledgement of either.
+  const packets = [
+    { name: "SUBSCRIBE", as: { clientId: "dev1", username: "dev1" }, bytes: subscribePacket, ack: "SUBACK", type: SUBACK },
+    { name: "UNSUBSCRIBE", as: { clientId: "svc-raw", username: "svc" }, bytes: unsubscribePacket, ack: "UNSUBACK", type: UNSUBACK },
+  ];
+  for (const p of packets)
+    for (const [what, filter] of filters) {
+      const conn = await raw(t, p.as);
+      conn.socket.write(p.bytes(filter));
+      t.ok(await conn.closedWithin(), `${p.name}, ${what}: connection closed`);
+      t.equal(conn.count(p.type), 0, `${p.name}, ${what}: no ${p.ack}`);
+    }
   t.equal(badUtf8() - before, 2 * filters.length, "each one counted as bad-utf8");
 
   // A valid non-ASCII filter is answered (refused by the ACL, 0x80) and the connection stays up.
-  const raw = await Raw.open();
-  t.teardown(() => raw.destroy());
-  await raw.connected("dev1", "dev1");
-  raw.socket.write(subscribePacket("devices/dev1/é/#"));
-  await waitFor(() => raw.count(SUBACK) === 1, STEP_MS, "SUBACK");
-  raw.socket.write(unsubscribePacket("devices/dev1/é/#"));
-  await waitFor(() => raw.count(UNSUBACK) === 1, STEP_MS, "UNSUBACK");
-  t.notOk(raw.closed, "a non-ASCII filter: SUBACK, UNSUBACK, still connected");
+  const conn = await raw(t, { clientId: "dev1", username: "dev1" });
+  conn.socket.write(subscribePacket("devices/dev1/é/#"));
+  await waitFor(() => conn.count(SUBACK) === 1, STEP_MS, "SUBACK");
+  conn.socket.write(unsubscribePacket("devices/dev1/é/#"));
+  await waitFor(() => conn.count(UNSUBACK) === 1, STEP_MS, "UNSUBACK");
+  t.notOk(conn.closed, "a non-ASCII filter: SUBACK, UNSUBACK, still connected");
 });
 
 t.test("a CONNECT with U+0000 or ill-formed UTF-8 in its client id, will topic or user name is closed without a CONNACK", async (t) => {
@@ -253,66 +189,16 @@ t.test("a CONNECT with U+0000 or ill-formed UTF-8 in its client id, will topic o
     ["a user name past U+10FFFF", { clientId: "svc-u", username: bytes("svc", [0xf4, 0x90, 0x80, 0x80]), password: pw("svc") }],
   ];
   for (const [what, connect] of cases) {
-    const raw = await Raw.open();
-    t.teardown(() => raw.destroy());
-    raw.socket.write(connectPacket(connect));
-    t.ok(await raw.closedWithin(), `${what}: connection closed`);
-    t.equal(raw.count(CONNACK), 0, `${what}: no CONNACK`);
+    const conn = await raw(t);
+    conn.socket.write(connectPacket(connect));
+    t.ok(await conn.closedWithin(), `${what}: connection closed`);
+    t.equal(conn.count(CONNACK), 0, `${what}: no CONNACK`);
   }
   t.equal(badUtf8() - before, cases.length, "each one counted as bad-utf8");
 
   // Non-ASCII, well-formed: a service's client id is accepted.
-  const raw = await Raw.open();
-  t.teardown(() => raw.destroy());
-  await raw.connected("svc-é-😀", "svc");
-  t.notOk(raw.closed, "a service with client id svc-é-😀: CONNACK 0");
-});
-
-/** A guarded connection over an in-memory socket, with a tap that takes every publish and settles none. */
-function rig() {
-  const socket = new Duplex({ read() {}, write: (_c, _e, done) => done() });
-  const verdicts: GuardVerdict[] = [];
-  const tapped = { count: 0 };
-  const conn = new GuardedConnection(socket, 64 * 1024, (verdict) => verdicts.push(verdict), undefined, undefined, () => (tapped.count++, true));
-  conn.on("error", () => {});
-  return { socket, verdicts, tapped };
-}
-const turn = () => new Promise((resolve) => setImmediate(resolve));
-
-t.test("the guard checks a packet as soon as it is whole, even while it waits behind the tap's slots", async (t) => {
-  const { socket, verdicts, tapped } = rig();
-  const good = Array.from({ length: 70 }, (_, i) => publishPacket("t/x", "1", i + 1));
-  socket.push(Buffer.concat([...good, publishPacket(bytes("t/", [0xc0, 0xaf]), "2", 71)]));
-  await turn();
-  t.equal(tapped.count, 64, "64 held by the tap, the rest wait for a slot");
-  t.same(verdicts, ["bad-utf8"], "the bad one is refused at once");
-  t.ok(socket.destroyed, "the connection is closed");
-});
-
-t.test("the guard checks a packet that comes one byte at a time once it is whole", async (t) => {
-  const { socket, verdicts } = rig();
-  const bad = subscribePacket(bytes("t/", [0x00]));
-  for (const [i, byte] of bad.entries()) {
-    socket.push(Buffer.from([byte]));
-    await turn();
-    if (i < bad.length - 1 && verdicts.length > 0) return t.fail(`refused after ${i + 1} of ${bad.length} bytes`);
-  }
-  t.same(verdicts, ["bad-utf8"], "refused with its last byte");
-  t.ok(socket.destroyed, "the connection is closed");
-});
-
-t.test("a string that runs past the end of its packet is malformed", async (t) => {
-  // A filter announcing 200 bytes in a SUBSCRIBE of 9, and a client id announcing 100.
-  for (const [what, bad] of [
-    ["SUBSCRIBE", Buffer.from([0x82, 0x07, 0x00, 0x01, 0x00, 0xc8, 0x61, 0x62, 0x00])],
-    ["CONNECT", Buffer.from([0x10, 0x0e, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x1e, 0x00, 0x64, 0x61, 0x62])],
-  ] as const) {
-    const { socket, verdicts } = rig();
-    socket.push(bad);
-    await turn();
-    t.same(verdicts, ["malformed"], `${what}: refused as malformed`);
-    t.ok(socket.destroyed, `${what}: the connection is closed`);
-  }
+  const conn = await raw(t, { clientId: "svc-é-😀", username: "svc" });
+  t.notOk(conn.closed, "a service with client id svc-é-😀: CONNACK 0");
 });
 
 t.test("the other device published throughout, unaffected", async (t) => {

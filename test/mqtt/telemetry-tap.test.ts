@@ -14,8 +14,8 @@ const publish = (topic: string, payload: string, o: { qos?: 0 | 1 | 2; id?: numb
   packet(0x30 | ((o.qos ?? 0) << 1) | (o.retain ? 1 : 0) | (o.dup ? 0x08 : 0), Buffer.concat([utf8(topic), o.qos ? u16(o.id ?? 1) : Buffer.alloc(0), Buffer.from(payload)]));
 const PINGREQ = Buffer.from([0xc0, 0x00]);
 
-/** A guarded connection over an in-memory socket, with a tap that takes publishes to `t/x`. */
-function rig(o: { settleAtOnce?: boolean } = {}) {
+/** A guarded connection over an in-memory socket, with a tap that takes publishes to `t/x`; its CONNECT already read by "aedes". */
+async function rig(o: { settleAtOnce?: boolean } = {}) {
   const socket = new Duplex({ read() {}, write: (_c, _e, done) => done() });
   const taken: Array<{ qos: number; messageId: number; payload: string }> = [];
   const conn: GuardedConnection = new GuardedConnection(socket, 64 * 1024, () => {}, undefined, undefined, (c, p: InboundPublish) => {
@@ -30,13 +30,17 @@ function rig(o: { settleAtOnce?: boolean } = {}) {
     for (let chunk: Buffer | null; (chunk = conn.read() as Buffer | null) !== null; ) parts.push(chunk);
     return Buffer.concat(parts);
   };
+  // [MQTT-3.1.0-1]: the first packet is a CONNECT; aedes reads it.
+  socket.push(connectPacket({ clientId: "rig" }));
+  await new Promise((resolve) => setImmediate(resolve));
+  forAedes();
   return { socket, conn, taken, forAedes, send: (b: Buffer) => socket.push(b) };
 }
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 t.test("framing: the tap gets whole publishes, aedes gets every other packet unchanged and in order", async (t) => {
-  const { conn, taken, forAedes, send } = rig({ settleAtOnce: true });
+  const { conn, taken, forAedes, send } = await rig({ settleAtOnce: true });
   conn.pause();
   send(Buffer.concat([publish("t/x", '{"a":1}', { qos: 1, id: 7 }), publish("t/x", '{"a":2}')]));
   await turn();
@@ -69,7 +73,7 @@ t.test("framing: the tap gets whole publishes, aedes gets every other packet unc
 });
 
 t.test("framing: a publish cut into single bytes, and one across two reads with the next", async (t) => {
-  const { conn, taken, send } = rig({ settleAtOnce: true });
+  const { conn, taken, send } = await rig({ settleAtOnce: true });
   conn.pause();
   const one = publish("t/x", '{"temperature":21.5}', { qos: 1, id: 300 });
   for (const byte of one) {
@@ -86,7 +90,7 @@ t.test("framing: a publish cut into single bytes, and one across two reads with 
 });
 
 t.test("framing: past the tap's slots the rest waits and the socket is paused; settling resumes it", async (t) => {
-  const { socket, conn, taken, forAedes, send } = rig();
+  const { socket, conn, taken, forAedes, send } = await rig();
   conn.pause();
   const burst = Buffer.concat(Array.from({ length: 100 }, (_, i) => publish("t/x", String(i), { qos: 1, id: i + 1 })));
   send(burst);
@@ -106,7 +110,7 @@ t.test("framing: past the tap's slots the rest waits and the socket is paused; s
 });
 
 t.test("framing: at the end of the stream, an incomplete packet goes to aedes, then the end", async (t) => {
-  const { socket, conn, taken, send } = rig({ settleAtOnce: true });
+  const { socket, conn, taken, send } = await rig({ settleAtOnce: true });
   const whole = publish("t/x", "1", { qos: 1, id: 1 });
   const cut = publish("t/x", "2", { qos: 1, id: 2 }).subarray(0, 5);
   send(Buffer.concat([whole, cut]));
@@ -121,7 +125,7 @@ t.test("framing: at the end of the stream, an incomplete packet goes to aedes, t
 });
 
 t.test("framing: a stream that ends while publishes wait for slots: they are taken once slots free, then the end", async (t) => {
-  const { socket, conn, taken, send } = rig();
+  const { socket, conn, taken, send } = await rig();
   send(Buffer.concat(Array.from({ length: 70 }, (_, i) => publish("t/x", String(i), { qos: 1, id: i + 1 }))));
   await turn();
   t.equal(taken.length, 64);

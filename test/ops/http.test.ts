@@ -1,5 +1,6 @@
-// The HTTP side (CONTRACT §1, §7): health, readiness with the telemetry backlog,
-// Prometheus metrics that move with what happens, and JSON errors.
+// The HTTP side (docs/operations.md, Metrics; docs/deployment.md, Health and
+// monitoring): health, readiness with the telemetry backlog, Prometheus metrics that
+// move with what happens, and JSON errors.
 import t from "tap";
 import mqtt from "mqtt";
 import { startTestBroker, type TestBroker } from "../helpers/broker.js";

@@ -1,4 +1,4 @@
-// Shapers (issue 6 §8): a flooding client is slowed to its byte rate without losing
+// Shapers (docs/operations.md, Limits): a flooding client is slowed to its byte rate without losing
 // data, while another client's latency stays low; an address opening connections
 // too fast has the extra ones closed.
 import t from "tap";

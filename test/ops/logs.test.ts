@@ -1,4 +1,4 @@
-// No secret is ever logged (issue 6 §5): every password used in logins, good and
+// No secret is ever logged (docs/operations.md, Logs): every password used in logins, good and
 // bad, over XMPP (PLAIN, SCRAM) and MQTT, is absent from the whole log.
 import t from "tap";
 import mqtt from "mqtt";

@@ -1,5 +1,6 @@
 // A broker killed with SIGKILL loses nothing it acknowledged and writes nothing twice:
-// the spool is replayed on the next start (issue 4 §5). Both stores.
+// the spool is replayed on the next start (docs/telemetry.md, Nothing accepted is
+// lost). Both stores.
 import t, { type Test } from "tap";
 import mqtt from "mqtt";
 import { spawn, spawnSync, execFileSync, type ChildProcess } from "node:child_process";

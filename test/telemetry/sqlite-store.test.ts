@@ -1,13 +1,14 @@
 // The embedded store on its own: batches copied from the spool inside SQLite, the
 // same batches sent as values (samples spooled without a point time), replays that
-// overwrite, read-outs by time range, and a store written by an earlier version.
+// overwrite, and read-outs by time range.
 import t from "tap";
 import Database from "better-sqlite3";
 import { join } from "node:path";
 import { spoolFile } from "../../src/telemetry/spool.js";
 import { openSqliteStore } from "../../src/telemetry/sqlite-store.js";
 import type { Sample } from "../../src/telemetry/sample.js";
-import { spooled, tempDir } from "../helpers/spool.js";
+import { spooled } from "../helpers/spool.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const T0 = 1_700_000_000_000;
 
@@ -55,21 +56,4 @@ t.test("samples without a point time, or not a run of spool rows, are written as
   const missing = [{ ...batch[0]!, seq: 10_000, pointNs: `${T0}000777` }];
   await store.write(missing);
   t.equal(count(dir), 13, "a sample whose spool row is gone is written as values");
-});
-
-t.test("a store written by an earlier version (table `samples`) is moved to the new table on open", async (t) => {
-  const dir = tempDir(t, "sb-store-");
-  const old = new Database(join(dir, "telemetry.sqlite"));
-  old.exec(`CREATE TABLE samples (measurement TEXT NOT NULL, device TEXT NOT NULL, time_ns TEXT NOT NULL, time INTEGER NOT NULL, type TEXT NOT NULL,
-    tags TEXT NOT NULL, fields TEXT NOT NULL, PRIMARY KEY (measurement, device, time_ns)) WITHOUT ROWID;
-    CREATE INDEX samples_by_device_time ON samples (device, time);`);
-  const insert = old.prepare("INSERT INTO samples VALUES ('thermostat', 'a', ?, ?, 'thermostat', '{}', ?)");
-  for (let i = 0; i < 5; i++) insert.run(`${T0 + i}000000`.padStart(22, "0"), T0 + i, JSON.stringify({ temperature: i }));
-  old.close();
-  const store = openSqliteStore({ dataDir: dir });
-  t.teardown(() => store.close());
-  const rows = await store.query("a", "thermostat", T0, T0 + 10, 100);
-  t.same(rows.map((r) => r.fields.temperature), [0, 1, 2, 3, 4], "the old rows are read back, in order");
-  const tables = new Database(join(dir, "telemetry.sqlite"), { readonly: true }).prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>;
-  t.same(tables.map((r) => r.name), ["points"], "the old table is gone");
 });

@@ -1,4 +1,4 @@
-// parseConfig / loadConfig in process (CONTRACT §1): the documented defaults,
+// parseConfig / loadConfig in process (docs/configuration.md): the documented defaults,
 // strictness (unknown keys at any depth), types and ranges, YAML and JSON files,
 // and errors that name the key.
 import t from "tap";
@@ -36,7 +36,7 @@ t.test("defaults are the documented ones", async (t) => {
       xmpp: { host: "0.0.0.0", port: 5222, requireTls: true, maxStanzaBytes: 65536 },
       mqtt: { host: "0.0.0.0", port: 1883, tlsPort: 8883, maxPacketBytes: 65536 },
       http: { host: "0.0.0.0", port: 5280 },
-      tsdb: { kind: "embedded", influx: { url: "http://127.0.0.1:8086", database: "switchboard" }, batchSize: 5000, flushMs: 1000, spoolMaxBytes: 1073741824, shutdownFlushMs: 5000 },
+      tsdb: { kind: "embedded", influx: { url: "http://127.0.0.1:8086", database: "switchboard", timeoutMs: 10000 }, batchSize: 5000, flushMs: 1000, spoolMaxBytes: 1073741824, shutdownFlushMs: 5000 },
       commands: { timeoutMs: 10000 },
     });
     t.equal(c.xmpp.tls, undefined, "no TLS files: a certificate is generated");
@@ -52,7 +52,7 @@ t.test("every documented key is accepted and kept", async (t) => {
     xmpp: { host: "127.0.0.1", port: 15222, requireTls: false, tls: { cert: "/etc/sb/cert.pem", key: "/etc/sb/key.pem" }, maxStanzaBytes: 131072 },
     mqtt: { host: "::1", port: 11883, tlsPort: 18883, maxPacketBytes: 4096 },
     http: { host: "127.0.0.1", port: 15280 },
-    tsdb: { kind: "influx", influx: { url: "http://influx.internal:8086", database: "fleet" }, batchSize: 100, flushMs: 250 },
+    tsdb: { kind: "influx", influx: { url: "http://influx.internal:8086", database: "fleet", timeoutMs: 3000 }, batchSize: 100, flushMs: 250 },
     commands: { timeoutMs: 2500 },
   });
   t.equal(c.domain, "iot.example.org");
@@ -63,7 +63,7 @@ t.test("every documented key is accepted and kept", async (t) => {
   t.equal(c.xmpp.maxStanzaBytes, 131072);
   t.same([c.mqtt.host, c.mqtt.port, c.mqtt.tlsPort, c.mqtt.maxPacketBytes], ["::1", 11883, 18883, 4096]);
   t.same([c.http.host, c.http.port], ["127.0.0.1", 15280]);
-  t.same(c.tsdb, { kind: "influx", influx: { url: "http://influx.internal:8086", database: "fleet" }, batchSize: 100, flushMs: 250, spoolMaxBytes: 1073741824, shutdownFlushMs: 5000 });
+  t.same(c.tsdb, { kind: "influx", influx: { url: "http://influx.internal:8086", database: "fleet", timeoutMs: 3000 }, batchSize: 100, flushMs: 250, spoolMaxBytes: 1073741824, shutdownFlushMs: 5000 });
   t.equal(c.commands.timeoutMs, 2500);
 });
 

@@ -1,12 +1,12 @@
-// The password-hashing threads (src/auth/hash-pool.ts): the same keys as Node's
-// PBKDF2, each thread at the priority asked for, a failing job that leaves the pool
-// working, and close(). The native PBKDF2 (src/auth/native/pbkdf2.c): built, used,
-// RFC 7914's vectors and random inputs equal to node:crypto's, bad arguments refused.
+// The password-hashing threads (src/auth/hash-pool.ts, src/auth/hash-thread.ts): RFC
+// 7914's vectors and the same keys as pbkdf2Sync for random inputs, each thread at the
+// priority asked for, the hashing off the main thread, a failing job that leaves the
+// pool working, and close().
 import t from "tap";
 import { readFileSync, readdirSync } from "node:fs";
-import { createRequire } from "node:module";
-import { pbkdf2Sync, randomBytes } from "node:crypto";
-import { NATIVE_PBKDF2, startHashPool } from "../../src/auth/hash-pool.js";
+import { pbkdf2Sync, randomBytes, randomInt } from "node:crypto";
+import { startHashPool } from "../../src/auth/hash-pool.js";
+import type { Logger } from "../../src/log.js";
 import { createAuthenticator, createCredentials } from "../../src/auth/credentials.js";
 import type { Account, Registry } from "../../src/registry/registry.js";
 
@@ -33,56 +33,30 @@ const RFC7914 = [
   { password: "Password", salt: "NaCl", iterations: 80000, hex: "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d" },
 ];
 
-t.test("the native PBKDF2 is built, and the pool hashes SHA-256 with it", async (t) => {
-  // No silent fallback in the tests: a missing build fails here (npm run build:native).
-  t.ok(NATIVE_PBKDF2, "src/auth/native/build/Release/pbkdf2.node exists");
+t.test("the pool gives RFC 7914's PBKDF2-HMAC-SHA256 vectors", async (t) => {
   const pool = await startHashPool({ threads: 2, nice: 10 });
   t.teardown(() => pool.close());
-  t.equal(pool.native, true, "reported as native");
   for (const v of RFC7914) t.equal((await pool.pbkdf2(v.password, Buffer.from(v.salt), v.iterations, 64, "sha256")).toString("hex"), v.hex, `RFC 7914 vector, c=${v.iterations}`);
 });
 
-t.test("without the native PBKDF2 the pool gives the same keys", async (t) => {
-  const pool = await startHashPool({ threads: 1, nice: 10, native: false });
+/** A random string of `n` code points, some past one UTF-8 byte, some astral. */
+function randomPassword(n: number): string {
+  const planes = [0x7f, 0x7ff, 0xd7ff, 0x10ffff];
+  return Array.from({ length: n }, (_, i) => {
+    const cp = randomInt(0x20, planes[i % planes.length]! + 1);
+    return String.fromCodePoint(cp >= 0xd800 && cp <= 0xdfff ? 0x41 : cp);
+  }).join("");
+}
+
+t.test("the pool's keys equal pbkdf2Sync's for random passwords, salts, counts and lengths", async (t) => {
+  const pool = await startHashPool({ threads: 2, nice: 10 });
   t.teardown(() => pool.close());
-  t.equal(pool.native, false, "reported as not native");
-  for (const v of RFC7914) t.equal((await pool.pbkdf2(v.password, Buffer.from(v.salt), v.iterations, 64, "sha256")).toString("hex"), v.hex, `RFC 7914 vector, c=${v.iterations}`);
-});
-
-const addon = createRequire(import.meta.url)(NATIVE_PBKDF2 ?? "missing-native-pbkdf2") as { pbkdf2Sha256: (password: unknown, salt: unknown, iterations: unknown, keyLength: unknown) => Buffer };
-
-t.test("native keys equal node:crypto's for random passwords, salts, counts and lengths", async (t) => {
-  let mismatches = 0;
   // Passwords past the 64-byte block (hashed first, RFC 2104 §2), empty ones and salts,
   // key lengths that are not a multiple of the digest (several blocks, a partial last one).
-  for (let i = 0; i < 300; i++) {
-    const password = randomBytes(i % 150);
-    const salt = randomBytes(i % 41);
-    const iterations = 1 + ((i * 37) % 2500);
-    const keyLength = 1 + (i % 100);
-    if (!addon.pbkdf2Sha256(password, salt, iterations, keyLength).equals(pbkdf2Sync(password, salt, iterations, keyLength, "sha256"))) mismatches++;
-  }
-  t.equal(mismatches, 0, "300 random cases");
-  const unicode = "pässwörd-☃-\u{1F600}";
-  t.equal(addon.pbkdf2Sha256(Buffer.from(unicode), Buffer.from("s"), 4096, 32).toString("hex"), pbkdf2Sync(unicode, "s", 4096, 32, "sha256").toString("hex"), "a non-ASCII password as UTF-8");
-});
-
-t.test("the native PBKDF2 refuses bad arguments with a clear error and the process goes on", async (t) => {
-  const b = Buffer.from("x");
-  const cases: Array<[string, unknown[], RegExp, string]> = [
-    ["password not a Buffer", ["pw", b, 1, 32], /password must be a Buffer/, "ERR_INVALID_ARG_TYPE"],
-    ["salt not a Buffer", [b, "salt", 1, 32], /salt must be a Buffer/, "ERR_INVALID_ARG_TYPE"],
-    ["iterations a string", [b, b, "1", 32], /iterations must be a number/, "ERR_INVALID_ARG_TYPE"],
-    ["iterations 0", [b, b, 0, 32], /iterations must be an integer from 1/, "ERR_OUT_OF_RANGE"],
-    ["iterations 1.5", [b, b, 1.5, 32], /iterations must be an integer/, "ERR_OUT_OF_RANGE"],
-    ["iterations NaN", [b, b, NaN, 32], /iterations must be an integer/, "ERR_OUT_OF_RANGE"],
-    ["iterations 2^32", [b, b, 2 ** 32, 32], /iterations must be an integer/, "ERR_OUT_OF_RANGE"],
-    ["keyLength 0", [b, b, 1, 0], /keyLength must be an integer from 1 to 1024/, "ERR_OUT_OF_RANGE"],
-    ["keyLength 1025", [b, b, 1, 1025], /keyLength must be an integer from 1 to 1024/, "ERR_OUT_OF_RANGE"],
-    ["too few arguments", [b, b], /four arguments/, "ERR_INVALID_ARG_TYPE"],
-  ];
-  for (const [what, args, message, code] of cases) t.throws(() => addon.pbkdf2Sha256(...(args as [unknown, unknown, unknown, unknown])), { message, code }, what);
-  t.equal(addon.pbkdf2Sha256(b, b, 1, 32).length, 32, "a good call after them works");
+  const cases = Array.from({ length: 300 }, (_, i) => ({ password: randomPassword(i % 70), salt: randomBytes(i % 41), iterations: 1 + ((i * 37) % 2500), keyLength: 1 + (i % 100) }));
+  const keys = await Promise.all(cases.map((c) => pool.pbkdf2(c.password, c.salt, c.iterations, c.keyLength, "sha256")));
+  const mismatches = cases.filter((c, i) => !keys[i]!.equals(pbkdf2Sync(c.password, c.salt, c.iterations, c.keyLength, "sha256")));
+  t.same(mismatches, [], "300 random cases");
 });
 
 t.test("each hashing thread runs at the asked priority; the event loop keeps its own", async (t) => {
@@ -92,6 +66,37 @@ t.test("each hashing thread runs at the asked priority; the event loop keeps its
   t.equal(pool.niced, true, "reported as niced");
   t.equal(threadNices().filter((n) => n === 7).length - before, 3, "three threads at nice 7");
   t.equal(threadNices()[0], 0, "the main thread is left at 0");
+});
+
+t.test("where a thread's priority cannot be lowered, the pool still hashes and warns once", async (t) => {
+  const warnings: unknown[][] = [];
+  // 20 is past setpriority's range (-20..19): refused like an OS that forbids it.
+  const pool = await startHashPool({ threads: 2, nice: 20, log: { warn: (...a: unknown[]) => void warnings.push(a) } as unknown as Pick<Logger, "warn"> });
+  t.teardown(() => pool.close());
+  t.equal(pool.niced, false, "reported as not niced");
+  t.equal(warnings.length, 1, "one warning for the pool");
+  t.match(warnings[0], [{ nice: 20 }, /could not lower their priority/]);
+  t.equal((await pool.pbkdf2("passwd", Buffer.from("salt"), 1, 64, "sha256")).toString("hex"), RFC7914[0]!.hex, "keys as usual");
+});
+
+/** CPU seconds (user + system) of one thread of this process, from /proc/self/task/TID/stat. */
+function threadCpuSeconds(tid: number): number {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ ticks
+}
+
+t.test("a storm of password checks runs off the event loop's thread", async (t) => {
+  const pool = await startHashPool({ threads: 2, nice: 10 });
+  t.teardown(() => pool.close());
+  const main0 = threadCpuSeconds(process.pid);
+  const all0 = process.cpuUsage();
+  await Promise.all(Array.from({ length: 48 }, (_, i) => pool.pbkdf2(`pw-${i}`, Buffer.from("s"), 40_000, 32, "sha256")));
+  const all = process.cpuUsage(all0);
+  const total = (all.user + all.system) / 1e6;
+  const main = threadCpuSeconds(process.pid) - main0;
+  t.ok(total > 0.2, `the storm used CPU (${total.toFixed(2)} s)`);
+  t.ok(main < total / 4, `the main thread used ${main.toFixed(2)} s of the storm's ${total.toFixed(2)} s`);
 });
 
 t.test("a job that fails is rejected with the reason, and the pool goes on", async (t) => {

@@ -6,7 +6,7 @@ import { addressKey, createFailureLimiter, type LimiterOptions } from "../../src
 function limiter(opts: Partial<LimiterOptions> = {}) {
   let now = 1_000_000;
   const bans: string[] = [];
-  const l = createFailureLimiter({ maxFailures: 3, maxAccountFailures: 5, windowMs: 60_000, banMs: 600_000, now: () => now, onBan: (b) => bans.push(`${b.scope}:${b.key}`), ...opts });
+  const l = createFailureLimiter({ maxFailures: 3, maxAccountFailures: 5, windowMs: 60_000, banMs: 600_000, now: () => now, log: { warn: (b: Record<string, string>) => void bans.push(`${b.scope}:${b[b.scope!]}`) } as never, ...opts });
   t.teardown(() => l.close());
   return { l, bans, advance: (ms: number) => void (now += ms) };
 }
@@ -19,7 +19,8 @@ t.test("an address is banned after maxFailures, for banMs, whatever the account"
   const ban = l.banned("10.0.0.1", "someone-else");
   t.equal(ban?.scope, "address");
   t.equal(ban?.until, 1_000_000 + 600_000);
-  t.same(bans, ["address:10.0.0.1"], "one ban, reported once");
+  t.same(bans, ["address:10.0.0.1"], "one ban, logged once");
+  t.equal(l.bansStarted.get("address"), 1, "and counted");
   l.failed("10.0.0.1", "a3");
   t.same(bans, ["address:10.0.0.1"], "failures while banned start no second ban");
   t.equal(l.banned("10.0.0.2", "a0"), null, "another address is not affected");

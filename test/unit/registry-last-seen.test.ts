@@ -4,7 +4,7 @@
 import t from "tap";
 import { createCredentials } from "../../src/auth/credentials.js";
 import { SEEN_WRITE_MS, openSqliteRegistry } from "../../src/registry/sqlite.js";
-import { tempDir } from "../helpers/spool.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const writeInterval = () => sleep(SEEN_WRITE_MS + 50);

@@ -55,10 +55,23 @@ t.test("higher priority handlers run first and can claim the stanza", async (t) 
   const router = createRouter({ domain: "localhost", sessions });
   const a = fakeSession("a@localhost/r");
   const order: string[] = [];
-  router.events.on("pre/message", () => void order.push("policy"), 100);
-  router.events.on("message/full", () => (order.push("deliver"), true));
+  // Registered lowest first, so the order they run in can only come from their priorities.
+  router.events.on("message/full", () => (order.push("low"), true));
+  router.events.on("message/full", () => (order.push("middle"), true), 50);
+  router.events.on("message/full", () => void order.push("high"), 100);
   router.route(a, xml("message", { to: "b@localhost/x" }));
-  t.same(order, ["policy", "deliver"]);
+  t.same(order, ["high", "middle"], "highest first; the middle one claimed it, so the lowest never ran");
+});
+
+t.test("the pre/ event of a stanza kind runs before its delivery event", async (t) => {
+  const sessions = createLocalSessionTable();
+  const router = createRouter({ domain: "localhost", sessions });
+  const a = fakeSession("a@localhost/r");
+  const order: string[] = [];
+  router.events.on("message/full", () => (order.push("deliver"), true), 100);
+  router.events.on("pre/message", () => void order.push("policy"));
+  router.route(a, xml("message", { to: "b@localhost/x" }));
+  t.same(order, ["policy", "deliver"], "whatever the priorities: pre/ is a stage of its own");
 });
 
 t.test("session table: newest wins the full JID; bare lookups list resources", async (t) => {

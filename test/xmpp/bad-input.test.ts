@@ -1,5 +1,6 @@
-// Every bad input of the XMPP edge (issue 2's table), over a raw socket. After each
-// case a second, logged-in client must still answer: one bad stream ends only itself.
+// Every bad input of the XMPP edge (docs/xmpp.md, Limits and bad input), over a raw
+// socket. After each case a second, logged-in client must still answer: one bad
+// stream ends only itself.
 import t, { type Test } from "tap";
 import { startTestBroker, type TestBroker } from "../helpers/broker.js";
 import { RawClient, STREAM_OPEN, witness as startWitness } from "../helpers/raw.js";
@@ -40,6 +41,15 @@ async function loggedIn(user = "op1", password = "pw1"): Promise<RawClient> {
   return c;
 }
 
+/** op1 and op2 logged in, op2 available: a message from a to op2@localhost reaches b. */
+async function messagePair(): Promise<{ a: RawClient; b: RawClient }> {
+  const a = await loggedIn("op1", "pw1");
+  const b = await loggedIn("op2", "pw2");
+  b.send("<presence/>");
+  await b.expect(/<presence[^>]*>/);
+  return { a, b };
+}
+
 async function streamError(t: Test, c: RawClient, condition: string): Promise<void> {
   await c.expect(new RegExp(`<stream:error><${condition} xmlns="urn:ietf:params:xml:ns:xmpp-streams"/>`));
   await c.waitClosed();
@@ -72,10 +82,7 @@ t.test("restricted XML: DTD, entity declaration, entity reference, PI, comment",
 });
 
 t.test("the five predefined entities and character references are fine", async (t) => {
-  const a = await loggedIn("op1", "pw1");
-  const b = await loggedIn("op2", "pw2");
-  b.send("<presence/>");
-  await b.expect(/<presence[^>]*>/);
+  const { a, b } = await messagePair();
   a.send("<message to='op2@localhost' type='chat'><body>&lt;&gt;&amp;&apos;&quot;&#65;&#x42;</body></message>");
   await b.expect(/<body>&lt;&gt;&amp;'"AB<\/body>/);
   a.close();
@@ -162,13 +169,16 @@ async function atSasl(): Promise<RawClient> {
 }
 const plain = (authzid: string, user: string, pw: string) => Buffer.from(`${authzid}\0${user}\0${pw}`).toString("base64");
 const saslFailure = (condition: string) => new RegExp(`<failure xmlns="${SASL}"><${condition}/>`);
+/** PLAIN with these credentials on `c`, refused with `condition`. */
+async function plainRefused(c: RawClient, authzid: string, user: string, pw: string, condition: string): Promise<void> {
+  c.send(`<auth xmlns='${SASL}' mechanism='PLAIN'>${plain(authzid, user, pw)}</auth>`);
+  await c.expect(saslFailure(condition));
+}
 
 t.test("SASL failures: wrong password, unknown user, bad proof, bad base64", async (t) => {
   const c = await atSasl();
-  c.send(`<auth xmlns='${SASL}' mechanism='PLAIN'>${plain("", "op1", "wrong")}</auth>`);
-  await c.expect(saslFailure("not-authorized"));
-  c.send(`<auth xmlns='${SASL}' mechanism='PLAIN'>${plain("", "nobody", "pw1")}</auth>`);
-  await c.expect(saslFailure("not-authorized"));
+  await plainRefused(c, "", "op1", "wrong", "not-authorized");
+  await plainRefused(c, "", "nobody", "pw1", "not-authorized");
   for (const hash of ["sha1", "sha256"] as const) {
     const scram = scramClient(hash, "op1", "pw1");
     c.send(`<auth xmlns='${SASL}' mechanism='SCRAM-SHA-${hash === "sha1" ? "1" : "256"}'>${scram.first}</auth>`);
@@ -209,10 +219,8 @@ t.test("SCRAM succeeds with the right password and the server signature verifies
 
 t.test("an authzid naming another account: invalid-authzid, never a session as that account", async (t) => {
   const c = await atSasl();
-  c.send(`<auth xmlns='${SASL}' mechanism='PLAIN'>${plain("op2@localhost", "op1", "pw1")}</auth>`);
-  await c.expect(saslFailure("invalid-authzid"));
-  c.send(`<auth xmlns='${SASL}' mechanism='PLAIN'>${plain("op2", "op1", "pw1")}</auth>`);
-  await c.expect(saslFailure("invalid-authzid"));
+  await plainRefused(c, "op2@localhost", "op1", "pw1", "invalid-authzid");
+  await plainRefused(c, "op2", "op1", "pw1", "invalid-authzid");
   const scram = scramClient("sha256", "op1", "pw1", "op2@localhost");
   c.send(`<auth xmlns='${SASL}' mechanism='SCRAM-SHA-256'>${scram.first}</auth>`);
   await c.expect(saslFailure("invalid-authzid"));
@@ -234,17 +242,13 @@ t.test("TLS required: no mechanism offered before STARTTLS; forced PLAIN gets en
   const features = await c.expect(/<stream:features>.*<\/stream:features>/s);
   t.match(features[0], /<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"><required\/><\/starttls>/);
   t.notMatch(features[0], /mechanism/);
-  c.send(`<auth xmlns='${SASL}' mechanism='PLAIN'>${plain("", "op1", "pw1")}</auth>`);
-  await c.expect(saslFailure("encryption-required"));
+  await plainRefused(c, "", "op1", "pw1", "encryption-required");
   await c.waitClosed();
   await witnessAlive(t);
 });
 
 t.test("a spoofed from is replaced by the session's full JID", async (t) => {
-  const a = await loggedIn("op1", "pw1");
-  const b = await loggedIn("op2", "pw2");
-  b.send("<presence/>");
-  await b.expect(/<presence[^>]*>/);
+  const { a, b } = await messagePair();
   a.send("<message to='op2@localhost' from='dev1@localhost/mqtt' type='chat'><body>who am I</body></message>");
   const m = await b.expect(/<message[^>]*>/);
   t.match(m[0], /from="op1@localhost\/[^"]+"/);

@@ -5,27 +5,25 @@
 // online devices are an MQTT thermostat (the `mqtt` package) and an XMPP door sensor.
 import t from "tap";
 import mqtt, { type MqttClient } from "mqtt";
+import { passwordOf, testAccounts } from "../helpers/accounts.js";
 import { startTestBroker, type TestBroker } from "../helpers/broker.js";
 import { NS_DISCO_INFO, NS_DISCO_ITEMS } from "../../src/xmpp/modules/disco.js";
 import { NS_COMMANDS } from "../../src/xmpp/modules/adhoc.js";
 import { NS_PING } from "../../src/xmpp/modules/ping.js";
-import { RawClient } from "../helpers/raw.js";
+import { online as onlineClient, type RawClient } from "../helpers/raw.js";
 import { waitFor } from "../helpers/wait.js";
 
-const accounts = [
-  { name: "op1", role: "operator" as const, password: "op pw" },
-  { name: "svc", role: "service" as const, password: "svc pw" },
-  { name: "th1", role: "device" as const, type: "thermostat", password: "th1 pw" },
-  { name: "th2", role: "device" as const, type: "thermostat", password: "th2 pw" },
-  { name: "door1", role: "device" as const, type: "door-sensor", password: "door pw" },
-];
-const pw = (name: string) => accounts.find((a) => a.name === name)!.password;
+const accounts = testAccounts({ op1: "operator", svc: "service", th1: "thermostat", th2: "thermostat", door1: "door-sensor" });
+const pw = (name: string) => passwordOf(accounts, name);
 
 let broker: TestBroker;
 let op: RawClient;
 let svc: RawClient;
 let door: RawClient;
 let th1: MqttClient;
+
+const online = (name: string) => onlineClient(broker.ports.xmpp, name, pw(name), { resource: "r" });
+
 t.before(async () => {
   broker = await startTestBroker({}, accounts);
   [op, svc, door] = await Promise.all([online("op1"), online("svc"), online("door1")]);
@@ -38,15 +36,6 @@ t.teardown(async () => {
   await th1?.endAsync(true);
   await broker.close();
 });
-
-async function online(name: string): Promise<RawClient> {
-  const c = await RawClient.connect(broker.ports.xmpp);
-  await c.login(name, pw(name), { resource: "r" });
-  c.send("<presence/>");
-  c.send(`<iq type='get' id='sync' to='localhost'><ping xmlns='${NS_PING}'/></iq>`);
-  await reply(c, "sync");
-  return c;
-}
 
 /** The whole stanza answering `id`. */
 async function reply(c: RawClient, id: string): Promise<string> {

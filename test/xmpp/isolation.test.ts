@@ -1,25 +1,26 @@
 // A device learns nothing about other devices over XMPP, their existence included
-// (CONTRACT §5; visibility.ts). Every listing a device can ask for leaves the others
-// out, and every question about another device (dev2, online, with telemetry) gets
-// the very answer a device that does not exist (ghost) gets, byte for byte once the
-// name and the id are blanked. Operators still see everything.
+// (docs/xmpp.md, Presence and roster; src/xmpp/visibility.ts). Every listing a device
+// can ask for leaves the others out, and every question about another device (dev2,
+// online, with telemetry) gets the very answer a device that does not exist (ghost)
+// gets, byte for byte once the name and the id are blanked. Operators still see
+// everything.
 import t from "tap";
+import { passwordOf, testAccounts } from "../helpers/accounts.js";
 import { startTestBroker, type TestBroker } from "../helpers/broker.js";
 import { NS_DISCO_INFO, NS_DISCO_ITEMS } from "../../src/xmpp/modules/disco.js";
 import { NS_COMMANDS } from "../../src/xmpp/modules/adhoc.js";
 import { NS_PUBSUB } from "../../src/xmpp/modules/pubsub.js";
-import { RawClient } from "../helpers/raw.js";
+import { online as onlineClient, type RawClient } from "../helpers/raw.js";
 
-const accounts = [
-  { name: "op1", role: "operator" as const, password: "op pw" },
-  { name: "dev1", role: "device" as const, type: "thermostat", password: "dev1 pw" },
-  { name: "dev2", role: "device" as const, type: "door-sensor", password: "dev2 pw" },
-];
+const accounts = testAccounts({ op1: "operator", dev1: "thermostat", dev2: "door-sensor" });
 
 let broker: TestBroker;
 let dev1: RawClient;
 let dev2: RawClient;
 let op: RawClient;
+
+const online = (name: string, resource = "fw") => onlineClient(broker.ports.xmpp, name, passwordOf(accounts, name), { resource });
+
 t.before(async () => {
   broker = await startTestBroker({}, accounts);
   [op, dev1, dev2] = await Promise.all(["op1", "dev1", "dev2"].map((name) => online(name)));
@@ -31,15 +32,6 @@ t.teardown(async () => {
   for (const c of [op, dev1, dev2]) c?.close();
   await broker.close();
 });
-
-async function online(name: string, resource = "fw"): Promise<RawClient> {
-  const c = await RawClient.connect(broker.ports.xmpp);
-  await c.login(name, accounts.find((a) => a.name === name)!.password, { resource });
-  c.send("<presence/>");
-  c.send("<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
-  await reply(c, "sync");
-  return c;
-}
 
 /** The whole stanza answering `id` (an empty element or one with children). */
 async function reply(c: RawClient, id: string): Promise<string> {

@@ -1,33 +1,23 @@
-// Presence and roster (RFC 6121 §2, §4; CONTRACT §5): operators and services see
+// Presence and roster (RFC 6121 §2, §4; docs/xmpp.md, Presence and roster): operators and services see
 // every device; devices see no device; changes made by another process (the CLI)
 // reach the roster; last activity is stored and answered (XEP-0012).
 import t from "tap";
+import { passwordOf, testAccounts } from "../helpers/accounts.js";
 import { startTestBroker, type TestBroker } from "../helpers/broker.js";
 import { RawClient } from "../helpers/raw.js";
 import { openSqliteRegistry } from "../../src/registry/sqlite.js";
 import { createCredentials } from "../../src/auth/credentials.js";
 
-const accounts = [
-  { name: "op1", role: "operator" as const, password: "pw1" },
-  { name: "svc", role: "service" as const, password: "pw2" },
-  { name: "dev1", role: "device" as const, type: "thermostat", password: "pw3" },
-  { name: "dev2", role: "device" as const, type: "power-meter", password: "pw4" },
-];
+const accounts = testAccounts({ op1: "operator", svc: "service", dev1: "thermostat", dev2: "power-meter" });
 
 let broker: TestBroker;
-t.before(async () => {
-  broker = await startTestBroker({}, accounts);
-});
+t.before(async () => void (broker = await startTestBroker({}, accounts)));
 t.teardown(() => broker.close());
 
 async function login(user: string, resource?: string): Promise<RawClient> {
   const c = await RawClient.connect(broker.ports.xmpp);
-  await c.login(user, accounts.find((a) => a.name === user)!.password, { resource });
+  await c.login(user, passwordOf(accounts, user), { resource });
   return c;
-}
-async function sync(c: RawClient, id = `s${Math.random().toString(36).slice(2)}`): Promise<void> {
-  c.send(`<iq type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
-  await c.expect(new RegExp(`<iq[^>]*id="${id}"[^>]*/>`));
 }
 
 t.test("operator sees devices come and go; devices see no device", async (t) => {
@@ -48,11 +38,11 @@ t.test("operator sees devices come and go; devices see no device", async (t) => 
   const d2 = await login("dev2", "fw");
   d2.send("<presence/>");
   await op.expect(/<presence[^>]*from="dev2@localhost\/fw"/);
-  await sync(d1);
+  await d1.sync();
   t.notMatch(d1.buffer, /dev2/, "dev1 never sees dev2");
 
   // The operator's own presence reaches no device.
-  await sync(d2);
+  await d2.sync();
   t.notMatch(d2.buffer, /op1@localhost/);
 
   // Clean close, then socket loss: both end in unavailable.
@@ -76,7 +66,7 @@ t.test("operator sees devices come and go; devices see no device", async (t) => 
 t.test("a service sees device presence too, and probes are answered", async (t) => {
   const s = await login("svc");
   s.send("<presence/>");
-  await sync(s);
+  await s.sync();
   const d1 = await login("dev1", "fw");
   d1.send("<presence/>");
   await s.expect(/<presence[^>]*from="dev1@localhost\/fw"/);
@@ -125,7 +115,7 @@ t.test("last activity (XEP-0012): seconds since last seen, 0 while online, only 
   const op = await login("op1");
   const d2 = await login("dev2");
   d2.send("<presence/>");
-  await sync(d2);
+  await d2.sync();
   op.send("<iq type='get' id='l1' to='dev2@localhost'><query xmlns='jabber:iq:last'/></iq>");
   t.match((await op.expect(/<iq[^>]*id="l1".*?(<\/iq>|\/>)/s))[0], /seconds="0"/);
   d2.send("<presence type='unavailable'><status>battery low</status></presence>");

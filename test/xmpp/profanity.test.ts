@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
 import { startTestBroker, type TestBroker } from "../helpers/broker.js";
+import { requireTools, type Tool } from "../helpers/programs.js";
 import { waitFor } from "../helpers/wait.js";
 
 /** Each step's bound. */
@@ -102,22 +103,12 @@ async function shows(pattern: RegExp | string, what: string): Promise<string> {
   }
 }
 
-/** A missing Debian package is a failure, never a skip: .ci/test installs them. */
-function missingTools(): string[] {
-  const problems: string[] = [];
-  const prof = spawnSync("profanity", ["--version"], { encoding: "utf8", timeout: STEP_MS, env });
-  if (prof.error || !/Profanity, version/.test(prof.stdout)) problems.push(`profanity is missing (install the Debian package profanity): ${prof.error?.message ?? prof.stderr.trim()}`);
-  const mux = spawnSync("tmux", ["-V"], { encoding: "utf8", timeout: STEP_MS });
-  if (mux.error) problems.push(`tmux is missing (install the Debian package tmux): ${mux.error.message}`);
-  return problems;
-}
-
 t.test("Profanity lists and runs commands on a device and on the domain; its autoping stays on", async (t) => {
-  const missing = missingTools();
-  if (missing.length) {
-    for (const problem of missing) t.fail(problem);
-    return;
-  }
+  const tools: Tool[] = [
+    { command: "profanity", args: ["--version"], debian: "profanity", expect: /Profanity, version/, env },
+    { command: "tmux", args: ["-V"], debian: "tmux" },
+  ];
+  if (!requireTools(t, tools)) return;
   await waitFor(() => [...broker.xmpp.sessions.all()].some((s) => s.full === `${THERMOSTAT.name}@localhost/mqtt` && s.presence), STEP_MS, "the thermostat online");
   mkdirSync(env.XDG_CONFIG_HOME, { recursive: true });
   mkdirSync(env.XDG_DATA_HOME, { recursive: true });

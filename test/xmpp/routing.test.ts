@@ -1,34 +1,25 @@
 // Routing rules of RFC 6120 §8/§10 and RFC 6121 §8 between real sessions, and the
 // errors for everything that cannot be delivered.
 import t from "tap";
+import { passwordOf, testAccounts } from "../helpers/accounts.js";
 import { startTestBroker, type TestBroker } from "../helpers/broker.js";
-import { RawClient } from "../helpers/raw.js";
+import { online as onlineClient, RawClient } from "../helpers/raw.js";
 
-const accounts = [
-  { name: "op1", role: "operator" as const, password: "pw1" },
-  { name: "op2", role: "operator" as const, password: "pw2" },
-  { name: "svc", role: "service" as const, password: "pw3" },
-  { name: "dev1", role: "device" as const, type: "thermostat", password: "pw4" },
-  { name: "dev2", role: "device" as const, type: "door-sensor", password: "pw5" },
-];
+const accounts = testAccounts({ op1: "operator", op2: "operator", svc: "service", dev1: "thermostat", dev2: "door-sensor" });
 
 let broker: TestBroker;
-t.before(async () => {
-  broker = await startTestBroker({}, accounts);
-});
+t.before(async () => void (broker = await startTestBroker({}, accounts)));
 t.teardown(() => broker.close());
 
+/** `user` logged in (with `resource`) and, unless `presence` is false, available. */
 async function online(user: string, resource?: string, presence = true): Promise<{ c: RawClient; jid: string }> {
-  const c = await RawClient.connect(broker.ports.xmpp);
-  const pw = accounts.find((a) => a.name === user)!.password;
-  const jid = await c.login(user, pw, { resource });
+  const pw = passwordOf(accounts, user);
   if (presence) {
-    c.send("<presence/>");
-    // Wait until our own presence has been processed: a ping round trip.
-    c.send("<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
-    await c.expect(/<iq[^>]*id="sync"[^>]*\/>/);
+    const c = await onlineClient(broker.ports.xmpp, user, pw, { resource });
+    return { c, jid: c.jid };
   }
-  return { c, jid };
+  const c = await RawClient.connect(broker.ports.xmpp);
+  return { c, jid: await c.login(user, pw, { resource }) };
 }
 
 const errorOf = (condition: string) => new RegExp(`type="error".*?<${condition} xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/>`, "s");
@@ -72,22 +63,24 @@ t.test("undeliverable messages: offline or unknown account, remote domain, malfo
 t.test("IQ shape and routing errors", async (t) => {
   const a = await online("op1", "a");
   const b = await online("op2", "b");
-  a.c.send("<iq type='get' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
-  t.match((await a.c.expect(/<iq[^>]*>.*?<\/iq>/s))[0], errorOf("bad-request"), "no id");
-  a.c.send("<iq type='get' id='two' to='localhost'><ping xmlns='urn:xmpp:ping'/><ping xmlns='urn:xmpp:ping'/></iq>");
-  t.match((await a.c.expect(/<iq[^>]*id="two".*?<\/iq>/s))[0], errorOf("bad-request"), "two children");
-  a.c.send("<iq type='get' id='none' to='localhost'/>");
-  t.match((await a.c.expect(/<iq[^>]*id="none".*?<\/iq>/s))[0], errorOf("bad-request"), "no child");
-  a.c.send("<iq type='fetch' id='type' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
-  t.match((await a.c.expect(/<iq[^>]*id="type".*?<\/iq>/s))[0], errorOf("bad-request"), "bad type");
-  a.c.send("<iq type='get' id='unk' to='nobody@localhost'><query xmlns='jabber:iq:version'/></iq>");
-  t.match((await a.c.expect(/<iq[^>]*id="unk".*?<\/iq>/s))[0], errorOf("service-unavailable"), "unknown account");
-  a.c.send("<iq type='get' id='gone' to='op2@localhost/gone'><query xmlns='jabber:iq:version'/></iq>");
-  t.match((await a.c.expect(/<iq[^>]*id="gone".*?<\/iq>/s))[0], errorOf("service-unavailable"), "offline resource");
-  a.c.send("<iq type='get' id='srv' to='localhost'><query xmlns='urn:example:nothing'/></iq>");
-  t.match((await a.c.expect(/<iq[^>]*id="srv".*?<\/iq>/s))[0], errorOf("service-unavailable"), "unhandled namespace: the single fallback");
-  a.c.send("<iq type='get' id='jm' to='a@b@localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
-  t.match((await a.c.expect(/<iq[^>]*id="jm".*?<\/iq>/s))[0], errorOf("jid-malformed"));
+  // Each IQ and the error it gets (RFC 6120 §8.2.3, §8.3.3); the first one has no id to match on.
+  const ping = "<ping xmlns='urn:xmpp:ping'/>";
+  const version = "<query xmlns='jabber:iq:version'/>";
+  const cases: Array<{ what: string; iq: string; id?: string; condition: string }> = [
+    { what: "no id", iq: `<iq type='get' to='localhost'>${ping}</iq>`, condition: "bad-request" },
+    { what: "two children", id: "two", iq: `<iq type='get' id='two' to='localhost'>${ping}${ping}</iq>`, condition: "bad-request" },
+    { what: "no child", id: "none", iq: "<iq type='get' id='none' to='localhost'/>", condition: "bad-request" },
+    { what: "bad type", id: "type", iq: `<iq type='fetch' id='type' to='localhost'>${ping}</iq>`, condition: "bad-request" },
+    { what: "unknown account", id: "unk", iq: `<iq type='get' id='unk' to='nobody@localhost'>${version}</iq>`, condition: "service-unavailable" },
+    { what: "offline resource", id: "gone", iq: `<iq type='get' id='gone' to='op2@localhost/gone'>${version}</iq>`, condition: "service-unavailable" },
+    { what: "unhandled namespace: the single fallback", id: "srv", iq: "<iq type='get' id='srv' to='localhost'><query xmlns='urn:example:nothing'/></iq>", condition: "service-unavailable" },
+    { what: "malformed JID", id: "jm", iq: `<iq type='get' id='jm' to='a@b@localhost'>${ping}</iq>`, condition: "jid-malformed" },
+  ];
+  for (const c of cases) {
+    a.c.send(c.iq);
+    const answer = c.id ? new RegExp(`<iq[^>]*id="${c.id}".*?</iq>`, "s") : /<iq[^>]*>.*?<\/iq>/s;
+    t.match((await a.c.expect(answer))[0], errorOf(c.condition), c.what);
+  }
   // IQ between two resources, and its result back.
   a.c.send("<iq type='get' id='v1' to='op2@localhost/b'><query xmlns='jabber:iq:version'/></iq>");
   const got = await b.c.expect(/<iq[^>]*id="v1"[^>]*>/);

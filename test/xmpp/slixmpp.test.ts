@@ -5,153 +5,34 @@
 // @xmpp/client session in this process, answers its XEP-0199 ping, reads its
 // roster (RFC 6121 §2) and pings the server.
 import t from "tap";
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
 import { TLSSocket } from "node:tls";
 import { fileURLToPath } from "node:url";
-import { client, xml, type Client } from "@xmpp/client";
-import { generate } from "selfsigned";
+import { xml, type Client } from "@xmpp/client";
 import type { Element } from "@xmpp/xml";
+import { generate } from "selfsigned";
 import { startTestBroker, type TestBroker } from "../helpers/broker.js";
+import { JsonLineProcess } from "../helpers/line-process.js";
+import { requireTools, spawnPython } from "../helpers/programs.js";
+import { withTimeout } from "../helpers/wait.js";
+import { xmppClient, XmppSession } from "../helpers/xmpp-session.js";
 
-const PYTHON = "/usr/bin/python3";
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), "slixmpp_client.py");
 /** Each step's bound. */
 const STEP_MS = 10_000;
 
-type Line = Record<string, unknown> & { event?: string; id?: string; ok?: boolean };
-
-/** The python process: JSON lines out, JSON commands in. */
-class Slixmpp {
-  readonly lines: Line[] = [];
-  stderr = "";
-  exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  private waiters: Array<() => void> = [];
-  private nextId = 0;
-  readonly exited: Promise<void>;
-
-  constructor(readonly proc: ChildProcessWithoutNullStreams) {
-    createInterface({ input: proc.stdout }).on("line", (line) => {
-      try {
-        this.lines.push(JSON.parse(line) as Line);
-      } catch {
-        this.lines.push({ event: "garbage", line });
-      }
-      this.wake();
-    });
-    proc.stderr.setEncoding("utf8");
-    proc.stderr.on("data", (d: string) => {
-      this.stderr = (this.stderr + d).slice(-20_000);
-    });
-    proc.stdin.on("error", () => {});
-    this.exited = new Promise((resolve) => {
-      proc.on("exit", (code, signal) => {
-        this.exit = { code, signal };
-        this.wake();
-        resolve();
-      });
-    });
-  }
-
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  describe(): string {
-    return `\n--- slixmpp stdout ---\n${this.lines.map((l) => JSON.stringify(l)).join("\n")}\n--- slixmpp stderr ---\n${this.stderr.slice(-4000)}`;
-  }
-
-  /** The first line (seen already or to come) that matches, within `ms`. */
-  async waitFor(what: string, match: (l: Line) => boolean, ms = STEP_MS): Promise<Line> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = this.lines.find(match);
-      if (found) return found;
-      const fatal = this.lines.find((l) => l.event === "fatal" || l.event === "failed_auth");
-      if (fatal) throw new Error(`slixmpp failed while waiting for ${what}: ${JSON.stringify(fatal)}${this.describe()}`);
-      if (this.exit) throw new Error(`slixmpp exited (${JSON.stringify(this.exit)}) while waiting for ${what}${this.describe()}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for ${what}${this.describe()}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  /** Sends a command and waits for its reply. */
-  async command(cmd: Record<string, unknown>, ms = STEP_MS): Promise<Line> {
-    const id = `c${++this.nextId}`;
-    this.proc.stdin.write(JSON.stringify({ ...cmd, id }) + "\n");
-    return this.waitFor(`reply to ${JSON.stringify(cmd)}`, (l) => l.id === id, ms);
-  }
-
-  quit(): void {
-    if (this.proc.stdin.writable) this.proc.stdin.end(JSON.stringify({ cmd: "quit" }) + "\n");
-  }
-
-  kill(): void {
-    if (this.exit === null) this.proc.kill("SIGKILL");
-  }
-}
-
-/** Stanzas received by an @xmpp/client session, with bounded waits. */
-function collect(xmpp: Client): (what: string, match: (el: Element) => boolean, ms?: number) => Promise<Element> {
-  const seen: Element[] = [];
-  let waiters: Array<() => void> = [];
-  xmpp.on("stanza", (el: Element) => {
-    seen.push(el);
-    for (const w of waiters.splice(0)) w();
-  });
-  return async (what, match, ms = STEP_MS) => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const i = seen.findIndex(match);
-      if (i >= 0) return seen.splice(i, 1)[0]!;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for ${what}; got: ${seen.map(String).join("\n")}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  };
-}
-
-const withTimeout = <T>(p: Promise<T>, what: string, ms = STEP_MS): Promise<T> =>
-  new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    p.then(
-      (v) => (clearTimeout(timer), resolve(v)),
-      (e: unknown) => (clearTimeout(timer), reject(e)),
-    );
-  });
+/** slixmpp_client.py logged in to `port` as op1, trusting only `cafile`. */
+const slixmpp = (port: number, cafile: string) => new JsonLineProcess("slixmpp", spawnPython(SCRIPT, ["127.0.0.1", String(port), "op1@localhost", "pw", cafile]), ["fatal", "failed_auth"], STEP_MS);
 
 const fingerprint = (cert: X509Certificate | undefined) => cert?.fingerprint256.replace(/:/g, "").toLowerCase();
 
 t.test("slixmpp (python3-slixmpp) against the XMPP server", async (t) => {
-  // A missing slixmpp is a failure, never a skip: .ci/test installs python3-slixmpp.
-  const probe = spawnSync(PYTHON, ["-c", "import slixmpp, sys; sys.stdout.write(slixmpp.__version__)"], { encoding: "utf8", timeout: STEP_MS });
-  if (probe.status !== 0) {
-    t.fail(
-      `slixmpp is not importable by ${PYTHON} (install the Debian package python3-slixmpp, e.g. \`apt-get install python3-slixmpp\`; ` +
-        `it is only visible to /usr/bin/python3): ${probe.error?.message ?? probe.stderr.trim()}`,
-    );
-    return;
-  }
-  t.comment(`slixmpp ${probe.stdout}`);
+  if (!requireTools(t, [{ python: "slixmpp", debian: "python3-slixmpp" }])) return;
 
   let broker: TestBroker | null = null;
-  let slix: Slixmpp | null = null;
+  let slix: JsonLineProcess | null = null;
   let op2: Client | null = null;
   t.teardown(async () => {
     slix?.kill();
@@ -170,10 +51,9 @@ t.test("slixmpp (python3-slixmpp) against the XMPP server", async (t) => {
   // The second client, in this process. @xmpp/starttls passes no TLS options, so
   // certificate checking is turned off for this one connection only (node reads the
   // variable when the TLS socket is made) and the certificate is pinned afterwards.
-  op2 = client({ service: `xmpp://127.0.0.1:${broker.ports.xmpp}`, domain: "localhost", username: "op2", password: "pw-op2", resource: "node" });
-  op2.reconnect.stop();
-  op2.on("error", () => {});
-  const op2Received = collect(op2);
+  op2 = xmppClient(broker.ports.xmpp, "op2", "pw-op2", "node");
+  const op2Session = new XmppSession(op2, STEP_MS);
+  const op2Received = async (what: string, match: (el: Element) => boolean) => (await op2Session.waitFor(what, match)).el;
   const saved = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
   process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
   let op2Jid: string;
@@ -191,20 +71,16 @@ t.test("slixmpp (python3-slixmpp) against the XMPP server", async (t) => {
   await op2.send(xml("presence"));
 
   // slixmpp: SCRAM-SHA-256 only, STARTTLS required, the broker's certificate as the only trust anchor.
-  const proc = spawn(PYTHON, [SCRIPT, "127.0.0.1", String(broker.ports.xmpp), "op1@localhost", "pw", certFile], {
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
-  });
-  slix = new Slixmpp(proc);
+  slix = slixmpp(broker.ports.xmpp, certFile);
   const s = slix;
 
   let slixJid = "";
   await t.test("logs in with SCRAM-SHA-256 over STARTTLS", async (t) => {
-    const tls = await s.waitFor("STARTTLS", (l) => l.event === "tls");
+    const tls = await s.event("tls");
     t.equal(tls.verified, true, "slixmpp verified the certificate for 'localhost'");
     t.equal(tls.peer_cert_sha256, brokerCert, "the certificate is the broker's");
 
-    const auth = await s.waitFor("<auth/>", (l) => l.event === "auth");
+    const auth = await s.event("auth");
     t.ok(s.lines.indexOf(tls) < s.lines.indexOf(auth), "TLS came before authentication");
     t.equal(auth.mechanism, "SCRAM-SHA-256", "the <auth/> slixmpp sent names SCRAM-SHA-256");
     t.equal(auth.encrypted, true, "and was sent over TLS");
@@ -214,8 +90,8 @@ t.test("slixmpp (python3-slixmpp) against the XMPP server", async (t) => {
     t.match(auth.gs2_header, /^[ny],,$/);
     t.equal(s.lines.filter((l) => l.event === "auth").length, 1, "one attempt, no fallback");
 
-    await s.waitFor("SASL success", (l) => l.event === "sasl_success");
-    const start = await s.waitFor("session_start", (l) => l.event === "session_start");
+    await s.event("sasl_success");
+    const start = await s.event("session_start");
     t.equal(start.mechanism, "SCRAM-SHA-256");
     t.equal(start.encrypted, true);
     t.equal(start.starttls, true);
@@ -257,7 +133,7 @@ t.test("slixmpp (python3-slixmpp) against the XMPP server", async (t) => {
 
     // And back: the answer reaches slixmpp.
     await op2.send(xml("message", { to: slixJid, type: "chat" }, xml("body", {}, "hello from xmpp.js")));
-    const back = await s.waitFor("the reply from @xmpp/client", (l) => l.event === "message" && l.body === "hello from xmpp.js");
+    const back = (await s.waitFor("the reply from @xmpp/client", (l) => l.event === "message" && l.body === "hello from xmpp.js")).line;
     t.equal(back.from, op2Jid);
     t.equal(back.to, slixJid);
     t.equal(back.type, "chat");
@@ -268,7 +144,7 @@ t.test("slixmpp (python3-slixmpp) against the XMPP server", async (t) => {
     const res = await op2.iqCaller.request(xml("iq", { type: "get", to: slixJid }, xml("ping", { xmlns: "urn:xmpp:ping" })), STEP_MS);
     t.equal(res.attrs.type, "result");
     t.equal(res.attrs.from, slixJid);
-    const pinged = await s.waitFor("slixmpp seeing the ping", (l) => l.event === "pinged");
+    const pinged = await s.event("pinged");
     t.equal(pinged.from, op2Jid, "the ping reached slixmpp from op2's full JID");
   });
 
@@ -284,7 +160,7 @@ t.test("slixmpp (python3-slixmpp) against the XMPP server", async (t) => {
   await t.test("a device provisioned now is pushed to slixmpp's roster (RFC 6121 §2.1.6)", async (t) => {
     if (!slixJid) return void t.fail("slixmpp never came online (see the login step)");
     await broker!.add({ name: "dev2", role: "device", type: "power-meter", password: "pw3" });
-    const push = await s.waitFor("the roster push", (l) => l.event === "roster_push");
+    const push = await s.event("roster_push");
     t.ok(push.from === undefined || push.from === null || push.from === "op1@localhost", "from the account's bare JID or none (RFC 6121 §2.1.6)");
     t.same(push.items, [{ jid: "dev2@localhost", subscription: "to", name: "dev2", groups: ["power-meter"] }]);
     // slixmpp acknowledged the push and kept it.
@@ -305,7 +181,7 @@ t.test("slixmpp (python3-slixmpp) against the XMPP server", async (t) => {
 
   await t.test("everything closes cleanly", async (t) => {
     s.quit();
-    const gone = await s.waitFor("disconnect", (l) => l.event === "disconnected");
+    const gone = await s.event("disconnected");
     t.equal(gone.clean, true);
     await withTimeout(s.exited, "slixmpp exit");
     t.same(s.exit, { code: 0, signal: null }, `slixmpp exited cleanly${s.exit?.code ? s.describe() : ""}`);
@@ -330,9 +206,7 @@ t.test("slixmpp (python3-slixmpp) against the XMPP server", async (t) => {
     });
     const wrongCa = join(broker!.dataDir, "other-ca.pem");
     writeFileSync(wrongCa, other.cert);
-    const p = new Slixmpp(
-      spawn(PYTHON, [SCRIPT, "127.0.0.1", String(broker!.ports.xmpp), "op1@localhost", "pw", wrongCa], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1" } }),
-    );
+    const p = slixmpp(broker!.ports.xmpp, wrongCa);
     t.teardown(() => p.kill());
     await withTimeout(p.exited, "slixmpp giving up");
     t.ok(p.lines.some((l) => l.event === "fatal" && /certificate rejected/i.test(String(l.error))), `it reported the rejected certificate${p.describe()}`);
