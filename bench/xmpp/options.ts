@@ -7,7 +7,7 @@ const USAGE = `XMPP benchmark: Prosody, ejabberd and Switchboard side by side on
        [--runs N] [--mem-runs N] [--procs N] [--window N] [--json FILE] [--keep]
 
   --quick       1 short run with 200/1,000 idle connections (~2 min)
-  --servers     any subset, in that order
+  --servers     any subset, in that order ('switchboard@DIR': another built checkout, for an A/B)
   --runs N      runs per server (default 3; 1 with --quick)
   --mem-runs N  runs that also measure memory (default 1)
   --procs N     load generator processes (default 1)

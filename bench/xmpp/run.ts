@@ -14,6 +14,7 @@ import { installCleanup, killAll } from '../common/server-process.js';
 import { ensureOpenFiles, log } from '../common/util.js';
 import { Ejabberd } from './ejabberd.js';
 import { P, PASSWORD, allUsers, args, maxIdle, names } from './options.js';
+import { otherCheckout } from '../common/switchboard.js';
 import type { Peer } from './peer.js';
 import { memory, speed, withServer, type RunResult } from './phases.js';
 import { Prosody } from './prosody.js';
@@ -32,9 +33,10 @@ async function main(): Promise<number> {
   const errors = new Map<string, string>();
   const results = new Map<string, RunResult[]>();
   for (const name of names) {
-    const dir = join(work, name);
+    const dir = join(work, name.replace(/[^\w.-]/g, '_'));
     mkdirSync(dir);
-    const make = { prosody: () => new Prosody(dir), ejabberd: () => new Ejabberd(dir), switchboard: () => new Switchboard(dir) }[name];
+    const checkout = otherCheckout(name);
+    const make = checkout ? () => new Switchboard(dir, name, checkout) : { prosody: () => new Prosody(dir), ejabberd: () => new Ejabberd(dir), switchboard: () => new Switchboard(dir) }[name];
     if (!make) { errors.set(name, 'unknown server name'); continue; }
     peers.push(make());
     results.set(name, []);

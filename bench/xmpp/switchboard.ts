@@ -9,13 +9,15 @@ import { SWITCHBOARD_BIN, provisionSwitchboard } from '../common/switchboard.js'
 import { ready, type Peer, type Running } from './peer.js';
 
 export class Switchboard implements Peer {
-  readonly name = 'switchboard';
   readonly logFile: string;
   private readonly config: string;
+  /** The bin that runs: this checkout's, or `checkout`'s (an A/B in one run). */
+  private readonly bin: string;
 
-  constructor(private readonly dir: string) {
+  constructor(private readonly dir: string, readonly name = 'switchboard', checkout?: string) {
     this.logFile = join(dir, 'switchboard.log');
     this.config = join(dir, 'switchboard.yaml');
+    this.bin = checkout ? join(checkout, 'bin', 'switchboard.js') : SWITCHBOARD_BIN;
   }
 
   /** The bench users as operator accounts, through the CLI. */
@@ -26,9 +28,9 @@ export class Switchboard implements Peer {
 
   async start(): Promise<Running> {
     const l = onListening();
-    const p = spawnServer(`${process.execPath} ${brokerNodeFlags(SWITCHBOARD_BIN).join(' ')} ${SWITCHBOARD_BIN} start --config ${this.config}`,
+    const p = spawnServer(`${process.execPath} ${brokerNodeFlags(this.bin).join(' ')} ${this.bin} start --config ${this.config}`,
       { cwd: this.dir, logFile: this.logFile, onLine: l.onLine });
-    const rec = await listeningLine(p, l.line, 'switchboard');
-    return ready(rec.xmpp as number, p, 'switchboard');
+    const rec = await listeningLine(p, l.line, this.name);
+    return ready(rec.xmpp as number, p, this.name);
   }
 }
