@@ -101,7 +101,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
 
   // Device links, then what consumes them
   const mqtt = await createMqttLink({ options: mqttOptions(config, tls), login, admit, metrics, log });
-  const provision = autoProvisioner({ registry, iterations: config.auth.scramIterations, typeNames: types.map((t) => t.name), log });
+  const provision = autoProvisioner({ registry, iterations: config.auth.scramIterations, types, log });
   const bridges = config.bridges.map((bridge) => startBridge(bridge, { registry, provision, metrics, readiness, log }));
   const xmppDevices = xmppDeviceLink({ router, presence, registry, iq: iqCaller(router), deviceType });
   const links = [mqtt, ...bridges, xmppDevices];
@@ -126,7 +126,8 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const c2s = await running.open(listenTcp(tcpOptions(config, tls.context, admit), xmpp.openStream, log));
   const xmppWs = await running.open(xmppWebSocket(webSocketOptions(config, admit), xmpp.openStream, log));
   const mqttWs = await running.open(mqttWebSocket(mqtt, config.mqtt.maxPacketBytes));
-  metrics.connections("xmpp", () => c2s.connections + xmppWs.connections);
+  metrics.connections("xmpp", c2s);
+  metrics.connections("xmpp", xmppWs);
   const upgrades = { "/mqtt": mqttWs.upgrade, "/xmpp-websocket": xmppWs.upgrade };
   const http = await running.open(startHttp({ ...config.http, log, ready: readiness.state, metrics: metrics.registry, consoleDir: CONSOLE_DIR, upgrades }));
 

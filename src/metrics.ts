@@ -15,8 +15,8 @@ export interface Metrics {
   gauge(name: string, help: string, read: () => Reading, labels?: readonly string[]): void;
   /** A distribution observed as events happen; returns the observer. */
   histogram(name: string, help: string, buckets: number[], labels?: readonly string[]): (value: number, ...labelValues: string[]) => void;
-  /** `switchboard_connections{protocol}`: each protocol edge adds how many it holds. */
-  connections(protocol: string, read: () => number): void;
+  /** `switchboard_connections{protocol}`: each listener of a protocol adds itself; their counts are summed. */
+  connections(protocol: string, source: { readonly connections: number }): void;
 }
 
 /** A map of one label's values to counts, as a Reading. */
@@ -32,14 +32,14 @@ export function createMetrics(): Metrics {
     for (const [values, value] of reading) apply(Object.fromEntries(labels.map((l, i) => [l, values[i] ?? ""])), value);
   }
 
-  const connectionReaders = new Map<string, () => number>();
+  const connectionSources = new Map<string, Array<{ readonly connections: number }>>();
   new Gauge({
     name: "switchboard_connections",
     help: "Open client connections by protocol",
     labelNames: ["protocol"],
     registers,
     collect() {
-      for (const [protocol, read] of connectionReaders) this.set({ protocol }, read());
+      for (const [protocol, sources] of connectionSources) this.set({ protocol }, sources.reduce((n, s) => n + s.connections, 0));
     },
   });
 
@@ -78,6 +78,6 @@ export function createMetrics(): Metrics {
       const h = new Histogram({ name, help, buckets, labelNames: [...labels], registers });
       return (value, ...labelValues) => (labelValues.length ? h.labels(...labelValues).observe(value) : h.observe(value));
     },
-    connections: (protocol, read) => void connectionReaders.set(protocol, read),
+    connections: (protocol, source) => void connectionSources.set(protocol, [...(connectionSources.get(protocol) ?? []), source]),
   };
 }

@@ -171,10 +171,11 @@ export async function importAccounts(registry: Registry, rows: Array<{ line: num
  * Creates a device of a known type met on a bridge (`autoProvision`): its account with
  * a generated password nobody knows (the bridge vouches for it), logged once.
  */
-export function autoProvisioner(deps: { registry: Registry; iterations: number; typeNames: readonly string[]; log: Pick<Logger, "info"> }) {
+export function autoProvisioner(deps: { registry: Registry; iterations: number; types: ReadonlyArray<{ name: string }>; log: Pick<Logger, "info"> }) {
+  const typeNames = deps.types.map((t) => t.name);
   return async (device: string, type: string, via: string): Promise<Account | undefined> => {
     try {
-      const added = await addAccount(deps.registry, { name: device, role: "device", type }, deps.iterations, deps.typeNames);
+      const added = await addAccount(deps.registry, { name: device, role: "device", type }, deps.iterations, typeNames);
       deps.log.info({ bridge: via, device, type }, "device provisioned from a bridge");
       return deps.registry.get(added.name);
     } catch (err) {

@@ -122,7 +122,7 @@ export async function createMqttLink(deps: { options: MqttOptions; login: Login;
 
   const m = deps.metrics;
   const v = counters.rejectedByVerdict;
-  m.connections("mqtt", () => aedes.connectedClients);
+  m.connections("mqtt", { get connections() { return aedes.connectedClients; } });
   m.counter("switchboard_mqtt_packets_refused_total", "MQTT connections closed for a refused packet, by reason (oversize, malformed, bad-utf8)", () => Object.entries(v).map(([k, n]) => [[k], n] as const), ["reason"]);
   m.counter("switchboard_mqtt_publishes_dropped_total", "MQTT publishes dropped (ACL or invalid telemetry)", () => counters.droppedPublishes);
   m.counter("switchboard_mqtt_slow_consumers_total", "MQTT connections closed for not reading what they were sent (mqtt.slowConsumerTimeoutMs)", () => counters.slowConsumers);
