@@ -3,8 +3,8 @@
 // --max-semi-space-size=32: V8's young generation at twice its default (2 × 32 MiB).
 // At tens of thousands of messages per second most objects of a message (its packet,
 // its parsed sample, its promise) die within a spool commit; with the default size a
-// scavenge ran before many of them did and copied them: GC went from ~11 % to ~9 %
-// of the event loop in the telemetry pipeline (docs/benchmarks.md). V8 reads the
+// scavenge runs before many of them have and copies them (figures in
+// docs/benchmarks.md, "Figures behind settings and code choices"). V8 reads the
 // size when the process starts, hence here. Costs up to 32 MiB more resident
 // memory under load only: V8 grows the young generation with the allocation rate.
 import { existsSync } from "node:fs";

@@ -1,5 +1,5 @@
-// The `switchboard` command (CONTRACT §1, §2). Every failure is one line on stderr
-// and exit code 1; success output is JSON where the contract says so.
+// The `switchboard` command (docs/cli.md). Every failure is one line on stderr
+// and exit code 1; success output is JSON where docs/cli.md says so.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";

@@ -1,5 +1,5 @@
 // `switchboard start`: runs the broker until SIGTERM/SIGINT, then stops it cleanly
-// (CONTRACT §1). A second signal exits at once. Started by npm or npx, the broker
+// (docs/deployment.md). A second signal exits at once. Started by npm or npx, the broker
 // also stops cleanly when the process npm started is orphaned (docs/deployment.md).
 import type { Config } from "./config.js";
 import { createLogger } from "./log.js";
