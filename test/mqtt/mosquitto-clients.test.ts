@@ -1,7 +1,8 @@
 // Debian's mosquitto_pub and mosquitto_sub (mosquitto-clients, clients no one here
 // wrote) against a real broker: over TCP, and over TLS with the broker's certificate
 // as the only trust anchor (docs/mqtt.md); wrong passwords and client ids are refused
-// with the CONNACK codes they expect. A missing Debian tool is a failure, never a skip.
+// with the CONNACK codes they expect, and an MQTT 5 client with 0x84. A missing
+// Debian tool is a failure, never a skip.
 import t from "tap";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
@@ -85,5 +86,19 @@ t.test("Debian mosquitto_pub / mosquitto_sub over TLS with --cafile", async (t) 
   t.equal(await withTimeout(subExit, "mosquitto_sub exits after one message"), 0, `mosquitto_sub exits 0 (stdout: ${subOut.trim()} stderr: ${subErr.trim()})`);
   t.match(subOut, `devices/dev3/telemetry ${payload3}`, "mosquitto_sub printed the topic and the payload");
   await dev.end();
+  await svc.end();
+});
+
+t.test("an MQTT 5 CONNECT is refused with 0x84 (unsupported protocol version), and the broker goes on", async (t) => {
+  if (!requireTools(t, [{ command: "mosquitto_pub", args: ["--help"], debian: "mosquitto-clients" }])) return;
+  const svc = await telemetryWatcher(kit);
+  const v5 = await runProgram("mosquitto_pub", ["-V", "mqttv5", "-d", "-h", "127.0.0.1", "-p", String(kit.port), "-i", "dev1", "-u", "dev1", "-P", kit.pw("dev1"), "-t", "devices/dev1/telemetry", "-m", telemetry(2), "-q", "1"]);
+  t.not(v5.code, 0, "mosquitto_pub -V mqttv5 exits non-zero");
+  // MQTT 5.0 §3.2.2.2: 0x84 = 132; docs/mqtt.md, "MQTT 5".
+  t.match(v5.stdout + v5.stderr, /received CONNACK \(132\)/, `CONNACK 132 (output: ${(v5.stdout + v5.stderr).trim()})`);
+  const v311 = await runProgram("mosquitto_pub", ["-h", "127.0.0.1", "-p", String(kit.port), "-i", "dev1", "-u", "dev1", "-P", kit.pw("dev1"), "-t", "devices/dev1/telemetry", "-m", telemetry(3), "-q", "1"]);
+  t.equal(v311.code, 0, "the same device over 3.1.1 right after is accepted");
+  await svc.wait("the 3.1.1 sample", (m) => m.payload === telemetry(3));
+  t.notOk(svc.msgs.some((m) => m.payload === telemetry(2)), "nothing from the refused MQTT 5 client was delivered");
   await svc.end();
 });
