@@ -20,8 +20,8 @@ export interface ConnectOptions extends Endpoint {
 
 export class MqttError extends Error {}
 
-/** MQTT §2.2.3 variable-length Remaining Length. */
-function lengthBytes(n: number): number[] {
+/** MQTT 3.1.1 §2.2.3 Remaining Length: 7 bits per byte, high bit set on all but the last (also used by test/helpers). */
+export function lengthBytes(n: number): number[] {
   const out: number[] = [];
   do {
     let b = n % 128;

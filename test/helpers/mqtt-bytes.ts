@@ -1,5 +1,7 @@
 // Raw MQTT 3.1.1 bytes built by hand, for tests that must send exactly what they
 // mean, malformed packets included (the mqtt package refuses to).
+import { lengthBytes } from "../../bench/common/mqtt.js";
+
 /** Two-byte big-endian integer (§1.5.2). */
 export const u16 = (n: number): Buffer => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
 
@@ -9,17 +11,8 @@ export function utf8(s: string | Buffer): Buffer {
   return Buffer.concat([u16(b.length), b]);
 }
 
-/** Remaining Length (§2.2.3): 7 bits per byte, high bit set on all but the last. */
-export function remainingLength(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    out.push(byte);
-  } while (n > 0);
-  return Buffer.from(out);
-}
+/** Remaining Length (§2.2.3), as the bench's client encodes it. */
+export const remainingLength = (n: number): Buffer => Buffer.from(lengthBytes(n));
 
 /** A packet: first byte (type and flags), Remaining Length, body. */
 export const packet = (first: number, body: Buffer): Buffer => Buffer.concat([Buffer.from([first]), remainingLength(body.length), body]);
