@@ -59,7 +59,7 @@ export async function addAccount(registry: Registry, input: ProvisionInput, iter
   if (registry.get(account.name)) throw new ProvisionError("SB_ERR_DUPLICATE", `'${account.name}' already exists`);
   const credentials = await createCredentials(account.password, iterations);
   try {
-    registry.add({ name: account.name, role: account.role, type: account.type, credentials });
+    await registry.add({ name: account.name, role: account.role, type: account.type, credentials });
   } catch (err) {
     if (err instanceof RegistryError) throw new ProvisionError(err.code, err.message);
     throw err;
@@ -159,7 +159,7 @@ export async function importAccounts(registry: Registry, rows: Array<{ line: num
     );
   }
   try {
-    registry.addMany(accounts);
+    await registry.addMany(accounts);
   } catch (err) {
     if (err instanceof RegistryError) throw new ProvisionError(err.code, err.message);
     throw err;

@@ -21,7 +21,7 @@ t.test("device add with --password prints one JSON line {id, jid, type}, the giv
     t.ok(account, "stored");
     t.equal(account?.role, "device");
     t.equal(account?.type, "thermostat");
-    const creds = reg.credentials("thermo-1")!;
+    const creds = (await reg.credentials("thermo-1"))!;
     t.ok(await verifyPassword("sha256", creds.sha256, "Secret-Pass-1"), "the given password verifies (SHA-256)");
     t.ok(await verifyPassword("sha1", creds.sha1, "Secret-Pass-1"), "the given password verifies (SHA-1)");
     t.notOk(await verifyPassword("sha256", creds.sha256, "Secret-Pass-2"), "another password does not");
@@ -41,10 +41,10 @@ t.test("device add without --password generates a working password", async (t) =
   }
   t.not(a.password, b.password, "each generated password is different");
   await env.registry(async (reg) => {
-    t.ok(await verifyPassword("sha256", reg.credentials("meter.7")!.sha256, a.password), "generated password verifies (SHA-256)");
-    t.ok(await verifyPassword("sha1", reg.credentials("meter.7")!.sha1, a.password), "generated password verifies (SHA-1)");
-    t.ok(await verifyPassword("sha256", reg.credentials("door_2")!.sha256, b.password));
-    t.notOk(await verifyPassword("sha256", reg.credentials("meter.7")!.sha256, b.password), "not with the other device's password");
+    t.ok(await verifyPassword("sha256", (await reg.credentials("meter.7"))!.sha256, a.password), "generated password verifies (SHA-256)");
+    t.ok(await verifyPassword("sha1", (await reg.credentials("meter.7"))!.sha1, a.password), "generated password verifies (SHA-1)");
+    t.ok(await verifyPassword("sha256", (await reg.credentials("door_2"))!.sha256, b.password));
+    t.notOk(await verifyPassword("sha256", (await reg.credentials("meter.7"))!.sha256, b.password), "not with the other device's password");
   });
 });
 
@@ -80,8 +80,8 @@ t.test("account add --role service|operator prints {name, jid, role}, and the pa
   await env.registry(async (reg) => {
     t.equal(reg.get("backend")?.role, "service");
     t.equal(reg.get("alice")?.role, "operator");
-    t.ok(await verifyPassword("sha256", reg.credentials("backend")!.sha256, "svc-pass-123"));
-    t.ok(await verifyPassword("sha256", reg.credentials("alice")!.sha256, op.password), "generated operator password verifies");
+    t.ok(await verifyPassword("sha256", (await reg.credentials("backend"))!.sha256, "svc-pass-123"));
+    t.ok(await verifyPassword("sha256", (await reg.credentials("alice"))!.sha256, op.password), "generated operator password verifies");
   });
   const list = await env.run("device", "list", "--json");
   t.same(JSON.parse(list.stdout), [], "services and operators are not listed as devices");

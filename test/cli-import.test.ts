@@ -47,7 +47,7 @@ t.test("device import: CSV with and without header, JSON Lines", async (t) => {
     for (const [id, type, pw] of expect) {
       t.equal(reg.get(id)?.type, type, `${id} is a ${type}`);
       t.equal(reg.get(id)?.role, "device");
-      t.ok(await verifyPassword("sha256", reg.credentials(id)!.sha256, pw), `${id}: its password from the file works`);
+      t.ok(await verifyPassword("sha256", (await reg.credentials(id))!.sha256, pw), `${id}: its password from the file works`);
     }
   });
 });
@@ -60,8 +60,8 @@ t.test("device import: an RFC 4180 CSV with quoted fields", async (t) => {
   t.equal(r.code, 0, `quoted CSV imported (${r.stderr.trim()})`);
   await env.registry(async (reg) => {
     t.equal(reg.get("q-1")?.type, "thermostat", "quoted id and type are unquoted");
-    const c1 = reg.credentials("q-1");
-    const c2 = reg.credentials("q-2");
+    const c1 = await reg.credentials("q-1");
+    const c2 = await reg.credentials("q-2");
     t.ok(c1 && (await verifyPassword("sha256", c1.sha256, "pw,with,commas")), "quoted password with commas");
     t.ok(c2 && (await verifyPassword("sha256", c2.sha256, 'say "hi"')), "doubled quotes inside a quoted password");
   });
@@ -86,7 +86,7 @@ t.test("device import --accounts: services and operators", async (t) => {
       ["telemetry-sink", "service", "pw-sink"],
     ] as const) {
       t.equal(reg.get(name)?.role, role, `${name} is a ${role}`);
-      t.ok(await verifyPassword("sha256", reg.credentials(name)!.sha256, pw), `${name}: password works`);
+      t.ok(await verifyPassword("sha256", (await reg.credentials(name))!.sha256, pw), `${name}: password works`);
     }
     t.equal(reg.list().length, 4);
     t.equal(reg.list("device").length, 0, "no devices");
@@ -149,7 +149,7 @@ t.test("device import: 10,000 rows in under a minute", { timeout: 120_000 }, asy
     t.equal(reg.get("fleet-09998")?.type, "door-sensor");
     for (const i of [0, 4321, 9999]) {
       const id = `fleet-${String(i).padStart(5, "0")}`;
-      t.ok(await verifyPassword("sha256", reg.credentials(id)!.sha256, `pw-${i}-${(i * 7919) % 10007}`), `${id}: password works`);
+      t.ok(await verifyPassword("sha256", (await reg.credentials(id))!.sha256, `pw-${i}-${(i * 7919) % 10007}`), `${id}: password works`);
     }
   });
 

@@ -66,6 +66,6 @@ t.test("device remove", async (t) => {
   const again = okJson(t, await env.run("device", "add", "gone-1", "--type", "door-sensor"), "re-add");
   t.equal(again.type, "door-sensor");
   await env.registry(async (reg) => {
-    t.notOk(await verifyPassword("sha256", reg.credentials("gone-1")!.sha256, added.password), "the old password no longer works");
+    t.notOk(await verifyPassword("sha256", (await reg.credentials("gone-1"))!.sha256, added.password), "the old password no longer works");
   });
 });

@@ -71,9 +71,9 @@ t.test("credentials are stored only as salted SCRAM keys", async (t) => {
     }
 
   await env.registry(async (reg) => {
-    const a = reg.credentials("dev-a")!;
-    const b = reg.credentials("dev-b")!;
-    for (const [name, c] of [["dev-a", a], ["dev-b", b], ["svc-a", reg.credentials("svc-a")!], ["dev-c", reg.credentials("dev-c")!]] as const) {
+    const a = (await reg.credentials("dev-a"))!;
+    const b = (await reg.credentials("dev-b"))!;
+    for (const [name, c] of [["dev-a", a], ["dev-b", b], ["svc-a", (await reg.credentials("svc-a"))!], ["dev-c", (await reg.credentials("dev-c"))!]] as const) {
       t.ok(c.sha1.iterations >= 4096, `${name}: SCRAM-SHA-1 iterations ${c.sha1.iterations} >= 4096`);
       t.ok(c.sha256.iterations >= 4096, `${name}: SCRAM-SHA-256 iterations ${c.sha256.iterations} >= 4096`);
       t.ok(c.sha1.salt.length >= 12 && c.sha256.salt.length >= 12, `${name}: salts of at least 12 bytes`);

@@ -19,7 +19,7 @@ export interface Authenticator {
   /** The account behind a name given at login, which may be `name` or `name@domain`. */
   resolve(username: string): Account | undefined;
   /** The account, when this exact password was verified for it before (no PBKDF2). */
-  verifiedBefore(username: string, password: string): Account | undefined;
+  verifiedBefore(username: string, password: string): Promise<Account | undefined>;
   /** Checks a clear password (SASL PLAIN, MQTT) against the stored SCRAM-SHA-256 keys. */
   verifyPassword(username: string, password: string): Promise<Account | undefined>;
   /**
@@ -27,7 +27,7 @@ export interface Authenticator {
    * and iteration count depend only on the login name and a server secret, so the
    * server-first message is as stable as a real account's and reveals nothing.
    */
-  scramKeys(username: string, hash: ScramHash): { account: Account | undefined; keys: ScramKeys };
+  scramKeys(username: string, hash: ScramHash): Promise<{ account: Account | undefined; keys: ScramKeys }>;
 }
 
 /**
@@ -69,6 +69,8 @@ export function createAuthenticator(deps: { registry: Registry; domain: string; 
   const { registry, domain, iterations, hashPool } = deps;
   // Shared through the registry: every node of a fleet gives an unknown name the same salt.
   const decoySecret = registry.secret("scram-decoy");
+  // Awaited where it is used; a registry that cannot give it fails those logins, not the process.
+  decoySecret.catch(() => {});
   const verified = verifiedCache(deps.verifiedCacheSize ?? 100_000);
 
   function loginName(username: string): string {
@@ -82,39 +84,41 @@ export function createAuthenticator(deps: { registry: Registry; domain: string; 
     return name.includes("@") ? undefined : registry.get(name);
   }
 
-  function decoy(username: string, hash: ScramHash): ScramKeys {
-    const salt = createHmac("sha256", decoySecret).update(`${hash}:${loginName(username)}`).digest().subarray(0, 16);
+  async function decoy(username: string, hash: ScramHash): Promise<ScramKeys> {
+    const salt = createHmac("sha256", await decoySecret).update(`${hash}:${loginName(username)}`).digest().subarray(0, 16);
     const size = hash === "sha1" ? 20 : 32;
     return { salt, iterations, storedKey: randomBytes(size), serverKey: randomBytes(size) };
   }
 
-  /** The account and its stored keys, once per check. */
-  function lookup(username: string): { account: Account; credentials: Credentials } | undefined {
+  /**
+   * The account and its stored keys, once per check. The keys are asked for unknown
+   * names too, so a registry on a database server answers both after one round trip.
+   */
+  async function lookup(username: string): Promise<{ account: Account; credentials: Credentials } | undefined> {
     const account = resolve(username);
-    const credentials = account && registry.credentials(account.name);
+    const credentials = await registry.credentials(account?.name ?? loginName(username));
     return account && credentials ? { account, credentials } : undefined;
   }
-  const seenBefore = (found: ReturnType<typeof lookup>, password: string) =>
+  const seenBefore = (found: Awaited<ReturnType<typeof lookup>>, password: string) =>
     found && verified.has(found.account.name, found.credentials.sha256.storedKey, password) ? found.account : undefined;
 
   return {
     loginName,
     resolve,
-    verifiedBefore: (username, password) => seenBefore(lookup(username), password),
+    verifiedBefore: async (username, password) => seenBefore(await lookup(username), password),
     async verifyPassword(username, password) {
-      const found = lookup(username);
+      const found = await lookup(username);
       const known = seenBefore(found, password);
       if (known) return known;
       // An unknown user costs the same PBKDF2 as a known one: no timing oracle.
-      const ok = await verifyPassword("sha256", found?.credentials.sha256 ?? decoy(username, "sha256"), password, hashPool?.pbkdf2);
+      const ok = await verifyPassword("sha256", found?.credentials.sha256 ?? (await decoy(username, "sha256")), password, hashPool?.pbkdf2);
       if (!ok || !found) return undefined;
       verified.add(found.account.name, found.credentials.sha256.storedKey, password);
       return found.account;
     },
-    scramKeys(username, hash) {
-      const account = resolve(username);
-      const credentials = account && registry.credentials(account.name);
-      return { account: credentials ? account : undefined, keys: credentials?.[hash] ?? decoy(username, hash) };
+    async scramKeys(username, hash) {
+      const found = await lookup(username);
+      return { account: found?.account, keys: found?.credentials[hash] ?? (await decoy(username, hash)) };
     },
   };
 }

@@ -46,7 +46,7 @@ export function createLogin(deps: { auth: Authenticator; limiter: FailureLimiter
       const ban = banned(protocol, address, name);
       if (ban) return { ok: false, ban };
       // A reconnect with a password verified before costs no turn and no PBKDF2.
-      const known = auth.verifiedBefore(username, password);
+      const known = await auth.verifiedBefore(username, password);
       if (known) return { ok: true, account: known };
       const release = await limiter.turn(address, name);
       try {

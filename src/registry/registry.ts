@@ -1,6 +1,5 @@
-// The account registry (docs/cli.md) as the rest of the broker sees it. Reads are
-// synchronous over a directory kept current by a change feed, so a shared registry
-// (a later issue) can implement the same interface with its own feed.
+// The account registry (docs/cli.md) as the rest of the broker sees it: the accounts
+// in a directory kept current by a change feed, their keys and last-seen times.
 import type { ScramHash, ScramKeys } from "../auth/scram.js";
 
 export const ROLES = ["device", "service", "operator"] as const;
@@ -31,14 +30,20 @@ export interface LastSeen {
 
 export type AccountChange = { op: "add"; account: Account } | { op: "remove"; account: Account };
 
+/**
+ * Reads on hot paths (get, list, lastSeen) are synchronous over a directory kept in
+ * memory; what may need the storage (stored keys, writes, secrets) is asynchronous, so
+ * a registry on a database server (PostgreSQL) implements the same interface.
+ */
 export interface Registry {
   get(name: string): Account | undefined;
   list(role?: Role): Account[];
-  credentials(name: string): Credentials | undefined;
-  add(account: NewAccount): Account;
+  /** The stored SCRAM keys; looked up for unknown names too, so both take the same path. */
+  credentials(name: string): Promise<Credentials | undefined>;
+  add(account: NewAccount): Promise<Account>;
   /** All or nothing: one transaction (bulk import). */
-  addMany(accounts: NewAccount[]): void;
-  remove(name: string): Account | undefined;
+  addMany(accounts: NewAccount[]): Promise<void>;
+  remove(name: string): Promise<Account | undefined>;
   lastSeen(name: string): LastSeen | undefined;
   setLastSeen(name: string, seen: LastSeen): void;
   /** Changes made by any process (CLI or broker); delivered after they commit. */
@@ -47,8 +52,8 @@ export interface Registry {
    * A random server secret by name, made on first use and the same from then on for
    * every process sharing this registry (the decoy salts of unknown names).
    */
-  secret(name: string): Buffer;
-  close(): void;
+  secret(name: string): Promise<Buffer>;
+  close(): Promise<void>;
 }
 
 export type RegistryErrorCode = "SB_ERR_DUPLICATE" | "SB_ERR_NOT_FOUND" | "SB_ERR_BAD_NAME" | "SB_ERR_BAD_TYPE" | "SB_ERR_BAD_ROLE";

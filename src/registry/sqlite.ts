@@ -183,20 +183,20 @@ export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }
       return directory.get(name);
     },
     list: (role) => [...directory.values()].filter((a) => !role || a.role === role),
-    credentials(name) {
+    async credentials(name) {
       const r = stmt.credentials.get(name);
       return r ? ({ sha1: keys(r, "sha1"), sha256: keys(r, "sha256") } satisfies Credentials) : undefined;
     },
-    add(account) {
+    async add(account) {
       insertAll([account]);
       pollChanges();
       return directory.get(account.name)!;
     },
-    addMany(accounts) {
+    async addMany(accounts) {
       insertAll(accounts);
       pollChanges();
     },
-    remove(name) {
+    async remove(name) {
       pendingSeen.delete(name);
       const removed = stmt.remove.get(name);
       pollChanges();
@@ -209,7 +209,7 @@ export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }
       pendingSeen.set(name, seen);
       seenTimer ??= setTimeout(flushSeen, SEEN_WRITE_MS).unref();
     },
-    secret(name) {
+    async secret(name) {
       stmt.makeSecret.run(name, randomBytes(32));
       return stmt.secret.get(name)!.value;
     },
@@ -217,7 +217,7 @@ export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    close() {
+    async close() {
       clearInterval(timer);
       if (seenTimer) clearTimeout(seenTimer);
       flushSeen();

@@ -91,7 +91,7 @@ function scram(name: MechanismName, deps: Deps): SaslExchange {
           deps.login.failed("xmpp", deps.address, first.username);
           return fail("invalid-authzid", "authzid must name the authenticating account", first.username);
         }
-        const { account, keys } = deps.auth.scramKeys(first.username, hash);
+        const { account, keys } = await deps.auth.scramKeys(first.username, hash);
         const sf = serverFirst(first, keys);
         state = { first, serverFirst: sf.message, nonce: sf.nonce, keys, account };
         return { kind: "challenge", data: Buffer.from(sf.message) };

@@ -147,7 +147,7 @@ export function cliEnv(t: TT, extraConfig = ""): CliEnv {
     try {
       return await fn(r);
     } finally {
-      r.close();
+      await r.close();
     }
   };
   return {

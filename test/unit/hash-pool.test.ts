@@ -122,7 +122,7 @@ t.test("the authenticator checks passwords on the pool", async (t) => {
   t.teardown(() => pool.close());
   const account = { name: "d1", role: "device", type: "thermostat" } as unknown as Account;
   const credentials = await createCredentials("right-pw", 4096);
-  const registry = { get: (n: string) => (n === "d1" ? account : undefined), credentials: (n: string) => (n === "d1" ? credentials : undefined), secret: () => Buffer.alloc(32) } as unknown as Registry;
+  const registry = { get: (n: string) => (n === "d1" ? account : undefined), credentials: async (n: string) => (n === "d1" ? credentials : undefined), secret: async () => Buffer.alloc(32) } as unknown as Registry;
   let calls = 0;
   const counted = { pbkdf2: (...a: Parameters<typeof pool.pbkdf2>) => (calls++, pool.pbkdf2(...a)) };
   const auth = createAuthenticator({ registry, domain: "localhost", iterations: 4096, hashPool: counted, verifiedCacheSize: 0 });

@@ -15,7 +15,7 @@ t.test("last seen: visible at once, on disk after the write interval, flushed on
   const other = openSqliteRegistry({ dataDir }); // stands for the CLI
   t.teardown(() => other.close());
   const credentials = await createCredentials("pw-1", 4096);
-  for (const name of ["d1", "d2", "d3"]) registry.add({ name, role: "device", type: "thermostat", credentials });
+  for (const name of ["d1", "d2", "d3"]) await registry.add({ name, role: "device", type: "thermostat", credentials });
 
   registry.setLastSeen("d1", { at: 1000, status: null });
   registry.setLastSeen("d1", { at: 2000, status: "gone" });
@@ -27,16 +27,16 @@ t.test("last seen: visible at once, on disk after the write interval, flushed on
   t.same(other.lastSeen("d1"), { at: 2000, status: "gone" }, "written once the interval is over");
 
   registry.setLastSeen("d2", { at: 3000, status: null });
-  registry.remove("d2");
+  await registry.remove("d2");
   await writeInterval();
   t.equal(other.lastSeen("d2"), undefined, "a pending time of an account removed here is dropped");
 
   registry.setLastSeen("d3", { at: 4000, status: null });
-  other.remove("d3"); // removed by another process before the write
+  await other.remove("d3"); // removed by another process before the write
   await writeInterval();
   t.equal(registry.lastSeen("d3"), undefined, "no last_seen row is written for an account another process removed");
 
   registry.setLastSeen("d1", { at: 5000, status: null });
-  registry.close();
+  await registry.close();
   t.same(other.lastSeen("d1"), { at: 5000, status: null }, "close() writes what is pending");
 });

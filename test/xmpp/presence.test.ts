@@ -96,12 +96,12 @@ t.test("roster: every device with subscription 'to' and its type as group; pushe
   // Another process (the CLI) adds and removes a device on the same data dir.
   const cli = openSqliteRegistry({ dataDir: broker.dataDir });
   t.teardown(() => cli.close());
-  cli.add({ name: "dev3", role: "device", type: "door-sensor", credentials: await createCredentials("pw", 4096) });
+  await cli.add({ name: "dev3", role: "device", type: "door-sensor", credentials: await createCredentials("pw", 4096) });
   const push = (await op.expect(/<iq type="set"[^>]*>.*?<\/iq>/s, 3000))[0];
   t.match(push, /<item jid="dev3@localhost" name="dev3" subscription="to"><group>door-sensor<\/group><\/item>/);
   t.notMatch(dev.buffer, /dev3/, "no push to devices");
 
-  cli.remove("dev1");
+  await cli.remove("dev1");
   const removal = (await op.expect(/<iq type="set"[^>]*>.*?<\/iq>/s, 3000))[0];
   t.match(removal, /<item jid="dev1@localhost" name="dev1" subscription="remove">/);
   // The removed device's session is closed.
