@@ -1,9 +1,9 @@
 // Bad input at the MQTT edge (docs/mqtt.md, Limits), each case on its own against a
 // real broker: a packet over mqtt.maxPacketBytes, garbage and non-CONNECT first
-// packets, bad credentials. Each ends only its own connection: a device and a service
-// connected meanwhile keep working.
+// packets, bad credentials, QoS 2 packets never released. Each ends only its own
+// connection: a device and a service connected meanwhile keep working.
 import t from "tap";
-import { connectPacket, publishPacket, remainingLength, subscribePacket } from "../helpers/mqtt-bytes.js";
+import { connectPacket, packet, publishPacket, remainingLength, subscribePacket, u16, utf8 } from "../helpers/mqtt-bytes.js";
 import { NO_SLOWDOWN, startMqttKit, stillServing, telemetry, telemetryWatcher, type MqttKit, STEP_MS } from "../helpers/mqtt-kit.js";
 import { RawMqtt } from "../helpers/raw-mqtt.js";
 import { sleep, withTimeout } from "../helpers/wait.js";
@@ -132,5 +132,21 @@ t.test("bad credentials: CONNACK 4/5, client id ≠ device id: 2/5, operators: 5
   // A service connects with its account and any client id.
   const svc = await kit.connect(kit.tcpUrl, { clientId: "backend-7", username: "svc@localhost", password: pw("svc") });
   t.ok(svc.c.connected, "a service with its bare JID connects");
+  await svc.end();
+});
+
+t.test("QoS 2 PUBLISH packets never released (no PUBREL) are cut off past 100 in flight (GHSA-5jvp-3p2v-5qgf)", async (t) => {
+  const svc = await telemetryWatcher(kit);
+  const other = await kit.device("dev1");
+  const raw = await RawMqtt.open(kit.port);
+  t.teardown(() => raw.destroy());
+  await raw.login({ clientId: "dev2", username: "dev2", password: kit.pw("dev2") });
+  // MQTT 3.1.1 §4.3.3: each is stored until its PUBREL, which never comes.
+  const qos2 = (id: number) => packet(0x34, Buffer.concat([utf8("devices/dev2/telemetry"), u16(id), Buffer.from(telemetry(20 + id / 1000))]));
+  for (let id = 1; id <= 300 && !raw.closed; id++) raw.socket.write(qos2(id));
+  t.ok(await raw.closedWithin(STEP_MS), "the connection is closed");
+  t.ok(raw.count(5) <= 100, `at most 100 were taken in (PUBREC: ${raw.count(5)})`);
+  await stillServing(t, other, svc, "dev1", 26);
+  await other.end();
   await svc.end();
 });
