@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadConfig, ConfigError, type Config } from "./config.js";
-import { openSqliteRegistry } from "./registry/sqlite.js";
+import { openRegistry } from "./registry/open.js";
+import { migrate, PostgresUnavailableError, SchemaError } from "./registry/postgres-schema.js";
 import type { Registry } from "./registry/registry.js";
 import { addAccount, importAccounts, parseImport, ProvisionError } from "./provision.js";
 import { deviceType, deviceTypeNames, deviceTypes } from "../devices/index.js";
@@ -33,6 +34,7 @@ const USAGE = `usage:
   switchboard account add <name> --role service|operator [--password-stdin | --password P] [--config FILE]
   switchboard schema export [--type T]
   switchboard telemetry <id> [--since 1h] [--limit N] [--json] [--config FILE]
+  switchboard migrate [--from DATADIR] --config FILE    (a cluster's PostgreSQL schema)
 --password-stdin reads the password's first line from standard input; ${PASSWORD_ENV}
 gives it through the environment; --password P shows it to every local user (ps).
 A password that was given is never printed; a generated one is printed once.`;
@@ -54,16 +56,19 @@ function args(argv: string[]) {
       accounts: { type: "boolean" },
       since: { type: "string" },
       limit: { type: "string" },
+      from: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
 }
 
-function withRegistry<T>(config: Config, fn: (registry: Registry) => Promise<T> | T): Promise<T> {
-  const registry = openSqliteRegistry({ dataDir: resolve(config.dataDir), pollMs: 60_000 });
-  return Promise.resolve()
-    .then(() => fn(registry))
-    .finally(() => registry.close());
+async function withRegistry<T>(config: Config, fn: (registry: Registry) => Promise<T> | T): Promise<T> {
+  const registry = await openRegistry(config, { pollMs: 60_000 });
+  try {
+    return await fn(registry);
+  } finally {
+    await registry.close();
+  }
 }
 
 // What each command takes: its options and how many positional words in all.
@@ -77,6 +82,7 @@ const COMMANDS: Record<string, { options: string[]; words: number }> = {
   "device import": { options: ["config", "accounts"], words: 3 },
   "schema export": { options: ["config", "type"], words: 2 },
   telemetry: { options: ["config", "since", "limit", "json"], words: 2 },
+  migrate: { options: ["config", "from"], words: 1 },
 };
 
 function checkUsage(name: string, values: Record<string, unknown>, positionals: string[]): void {
@@ -106,11 +112,12 @@ async function run(argv: string[]): Promise<number> {
   // The password only when it was generated here: one that was given is never echoed.
   const generated = (given: string | undefined, account: { password: string }) => (given === undefined ? { password: account.password } : {});
 
-  const single = command === "start" || command === "check-config" || command === "telemetry";
+  const single = command === "start" || command === "check-config" || command === "telemetry" || command === "migrate";
   const name = `${command} ${single ? "" : (sub ?? "")}`.trim();
   checkUsage(name, values, positionals);
   switch (name) {
     case "start": {
+      if (config.cluster) throw new UsageError("cluster: a node of a cluster cannot run yet; `migrate` and the account commands use cluster.postgres (docs/cluster.md)");
       const { runBroker } = await import("./main.js");
       return runBroker(config);
     }
@@ -200,6 +207,12 @@ async function run(argv: string[]): Promise<number> {
       else process.stdout.write(rows.map((s) => `${new Date(s.time).toISOString()}  ${Object.entries({ ...s.tags, ...s.fields }).map(([k, v]) => `${k}=${v}`).join(" ")}`).join("\n") + "\n");
       return 0;
     }
+    case "migrate": {
+      if (!config.cluster) throw new UsageError("migrate works on a cluster's PostgreSQL: the configuration has no cluster.postgres.url (docs/cluster.md)");
+      const result = await migrate(config.cluster.postgres.url, values.from === undefined ? undefined : resolve(values.from));
+      print({ schema: result.to, from: result.from, ...(values.from === undefined ? {} : { copied: result.copied, skipped: result.skipped }) });
+      return 0;
+    }
     default:
       throw new UsageError(`unknown command '${positionals.join(" ")}' (see switchboard --help)`);
   }
@@ -217,6 +230,8 @@ run(process.argv.slice(2)).then(
       err instanceof UsageError ||
       err instanceof PasswordInputError ||
       err instanceof ListenError ||
+      err instanceof SchemaError ||
+      err instanceof PostgresUnavailableError ||
       (err as { code?: string } | null)?.code?.startsWith("ERR_PARSE_ARGS");
     process.stderr.write(`error: ${known ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
     process.exitCode = 1;

@@ -38,6 +38,16 @@ const bridgeSchema = z.strictObject({
   required: z.boolean().default(false),
 });
 
+/** docs/cluster.md: several nodes sharing Redis and PostgreSQL. */
+const clusterSchema = z.strictObject({
+  nodeId: z.string().regex(/^[a-z0-9-]{1,32}$/, "must match [a-z0-9-]{1,32}"),
+  redis: z.strictObject({ url: z.string().regex(/^rediss?:\/\/\S+$/, "must be a redis:// or rediss:// URL") }),
+  postgres: z.strictObject({ url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres:// or postgresql:// URL") }),
+  // A node's liveness key in Redis is refreshed this often; silent this long, it is dead.
+  heartbeatMs: positiveInt.default(1000),
+  nodeTimeoutMs: positiveInt.default(5000),
+});
+
 export const configSchema = z.strictObject({
   domain: domainName.default("localhost"),
   dataDir: z.string().min(1).default("./data"),
@@ -116,6 +126,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   bridges: z.array(bridgeSchema).default([]),
+  cluster: clusterSchema.optional(),
   auth: z
     .strictObject({
       // RFC 7677 §4 asks for at least 4096 PBKDF2 iterations.
@@ -155,8 +166,12 @@ export function formatIssues(error: z.ZodError, source: string): string {
     .join("\n");
 }
 
-/** docs/bridges.md: every template usable, no two bridges reading the same topics. */
+/** docs/bridges.md: every template usable, no two bridges reading the same topics; a cluster stores telemetry in InfluxDB. */
 const checkedSchema = configSchema.superRefine((config, ctx) => {
+  if (config.cluster && config.tsdb.kind === "embedded")
+    ctx.addIssue({ code: "custom", path: ["tsdb", "kind"], message: "a cluster needs the shared store: set tsdb.kind to influx (each node's embedded store would hold a different part of the data)" });
+  if (config.cluster && config.cluster.nodeTimeoutMs <= config.cluster.heartbeatMs)
+    ctx.addIssue({ code: "custom", path: ["cluster", "nodeTimeoutMs"], message: "must be longer than cluster.heartbeatMs" });
   const seen: Array<{ bridge: string; url: string; filter: string; key: string }> = [];
   const names = new Set<string>();
   config.bridges.forEach((bridge, i) => {

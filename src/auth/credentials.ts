@@ -95,8 +95,11 @@ export function createAuthenticator(deps: { registry: Registry; domain: string; 
    * names too, so a registry on a database server answers both after one round trip.
    */
   async function lookup(username: string): Promise<{ account: Account; credentials: Credentials } | undefined> {
+    const name = loginName(username);
+    const credentials = await registry.credentials(name);
+    // Resolved after the keys: a registry that found keys for a name its directory had
+    // not seen yet (added a moment ago elsewhere) has taken the account in by then.
     const account = resolve(username);
-    const credentials = await registry.credentials(account?.name ?? loginName(username));
     return account && credentials ? { account, credentials } : undefined;
   }
   const seenBefore = (found: Awaited<ReturnType<typeof lookup>>, password: string) =>

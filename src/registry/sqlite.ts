@@ -5,18 +5,11 @@ import Database from "better-sqlite3";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { privateDatabase, privateDir } from "../private-files.js";
-import type { ScramKeys } from "../auth/scram.js";
-import { RegistryError, type Account, type AccountChange, type Credentials, type LastSeen, type NewAccount, type Registry, type Role } from "./registry.js";
+import { RegistryError, type Account, type AccountChange, type LastSeen, type NewAccount, type Registry, type Role } from "./registry.js";
+import { accountsTable, fullRow, toAccount, toCredentials, type AccountRow, type CredentialRow } from "./rows.js";
 
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS accounts (
-  name TEXT PRIMARY KEY,
-  role TEXT NOT NULL CHECK (role IN ('device','service','operator')),
-  type TEXT,
-  sha1_salt BLOB NOT NULL, sha1_iter INTEGER NOT NULL, sha1_stored BLOB NOT NULL, sha1_server BLOB NOT NULL,
-  sha256_salt BLOB NOT NULL, sha256_iter INTEGER NOT NULL, sha256_stored BLOB NOT NULL, sha256_server BLOB NOT NULL,
-  created_at INTEGER NOT NULL
-) WITHOUT ROWID;
+${accountsTable({ bytes: "BLOB", int: "INTEGER", time: "INTEGER", text: "TEXT" }, " WITHOUT ROWID")}
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS last_seen (name TEXT PRIMARY KEY, at INTEGER NOT NULL, status TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS account_changes (
@@ -30,22 +23,6 @@ CREATE TRIGGER IF NOT EXISTS accounts_removed AFTER DELETE ON accounts BEGIN
   DELETE FROM last_seen WHERE name = OLD.name;
 END;
 `;
-
-interface AccountRow {
-  name: string;
-  role: Role;
-  type: string | null;
-  created_at: number;
-}
-type CredentialRow = Record<`${"sha1" | "sha256"}_${"salt" | "stored" | "server"}`, Buffer> & Record<`${"sha1" | "sha256"}_iter`, number>;
-
-const toAccount = (row: AccountRow): Account => ({ name: row.name, role: row.role, type: row.type, createdAt: row.created_at });
-const keys = (row: CredentialRow, h: "sha1" | "sha256"): ScramKeys => ({
-  salt: row[`${h}_salt`],
-  iterations: row[`${h}_iter`],
-  storedKey: row[`${h}_stored`],
-  serverKey: row[`${h}_server`],
-});
 
 export interface SqliteRegistryOptions {
   dataDir: string;
@@ -117,29 +94,11 @@ export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }
   const timer = setInterval(pollChanges, pollMs);
   timer.unref();
 
-  function row(account: NewAccount, now: number) {
-    const c = account.credentials;
-    return {
-      name: account.name,
-      role: account.role,
-      type: account.type,
-      created_at: now,
-      ...Object.fromEntries(
-        (["sha1", "sha256"] as const).flatMap((h) => [
-          [`${h}_salt`, c[h].salt],
-          [`${h}_iter`, c[h].iterations],
-          [`${h}_stored`, c[h].storedKey],
-          [`${h}_server`, c[h].serverKey],
-        ]),
-      ),
-    };
-  }
-
   const insertAll = db.transaction((accounts: NewAccount[]) => {
     const now = Date.now();
     for (const account of accounts) {
       try {
-        stmt.insert.run(row(account, now));
+        stmt.insert.run(fullRow(account, now));
       } catch (err) {
         if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY")
           throw new RegistryError("SB_ERR_DUPLICATE", `'${account.name}' already exists`);
@@ -185,7 +144,7 @@ export function openSqliteRegistry({ dataDir, pollMs = 500, onError = () => {} }
     list: (role) => [...directory.values()].filter((a) => !role || a.role === role),
     async credentials(name) {
       const r = stmt.credentials.get(name);
-      return r ? ({ sha1: keys(r, "sha1"), sha256: keys(r, "sha256") } satisfies Credentials) : undefined;
+      return r ? toCredentials(r) : undefined;
     },
     async add(account) {
       insertAll([account]);

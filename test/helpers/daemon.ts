@@ -1,7 +1,7 @@
-// A server program that tests start for real (influxd, mosquitto): started and waited
+// A server program that tests start for real (influxd, mosquitto, postgres): started and waited
 // for until it answers, stopped with SIGTERM (SIGKILL after 5 s), restartable on the
 // same files; a start that fails says what the program wrote on stderr.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { sleep } from "./wait.js";
 
 export interface Daemon {
@@ -11,11 +11,17 @@ export interface Daemon {
   signal(signal: NodeJS.Signals): void;
 }
 
-export function daemon(name: string, command: string, args: string[], answers: () => Promise<boolean>, opts: { startMs: number; pollMs: number }): Daemon {
+export function daemon(
+  name: string,
+  command: string,
+  args: string[],
+  answers: () => Promise<boolean>,
+  opts: { startMs: number; pollMs: number; spawn?: Pick<SpawnOptions, "uid" | "gid" | "env"> },
+): Daemon {
   let child: ChildProcess | null = null;
   return {
     async start() {
-      const c = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
+      const c = spawn(command, args, { ...opts.spawn, stdio: ["ignore", "ignore", "pipe"] });
       child = c;
       let stderr = "";
       c.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
