@@ -13,7 +13,7 @@ import { createReadiness, spoolReadiness } from "./http/readiness.js";
 import { startHttp } from "./http/server.js";
 import { connectionAdmission } from "./limits.js";
 import { loadTls } from "./tls.js";
-import { openSqliteRegistry } from "./registry/sqlite.js";
+import { openRegistry } from "./registry/open.js";
 import type { Registry } from "./registry/registry.js";
 import { autoProvisioner } from "./provision.js";
 import { createAuthenticator } from "./auth/credentials.js";
@@ -81,7 +81,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const admit = connectionAdmission(config.limits, log);
 
   // Stores
-  const registry = openSqliteRegistry({ dataDir, onError: errorLogger(log, "last-seen write failed; retried with the next one") });
+  const registry = await openRegistry(config, { onError: errorLogger(log, "registry error (last-seen write, change feed); retried") });
   const spool = openSpool({ dataDir, maxBytes: config.tsdb.spoolMaxBytes, onError: errorLogger(log, "telemetry database error") });
   const store = openTelemetryStore(config.tsdb, dataDir, errorLogger(log, "telemetry database error"));
   const drainer = startDrainer({ spool, store, ...config.tsdb, deadLetterFile: join(dataDir, "dead-letter.jsonl"), log });

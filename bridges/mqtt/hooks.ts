@@ -15,7 +15,7 @@ import { GuardedConnection } from "./guard.js";
 type Hooks = Pick<AedesOptions, "authenticate" | "authorizePublish" | "authorizeSubscribe">;
 
 /** CONNACK return codes of MQTT 3.1.1 §3.2.2.3 that the broker gives. */
-type ReturnCode = 2 | 4 | 5;
+type ReturnCode = 2 | 3 | 4 | 5;
 
 function refusal(code: ReturnCode, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
@@ -49,6 +49,11 @@ export function mqttHooks(deps: {
         // §3.2.2.3: 5 (not authorized) while banned, whatever the password; not logged
         // one by one (the ban was, once; /metrics counts the refusals).
         if (!outcome.ok && outcome.ban) return done(refusal(5, banText(outcome.ban)), null);
+        // §3.2.2.3: 3 (server unavailable): the registry could not be read; the device retries.
+        if (!outcome.ok && outcome.unavailable) {
+          log.warn({ protocol: "mqtt", clientId: client.id, address }, "login refused: the registry cannot be reached");
+          return done(refusal(3, "the account registry cannot be reached; try again"), null);
+        }
         if (!outcome.ok) return fail(4, "bad user name or password");
         const { account } = outcome;
         // §3.1.3.1 lets the server refuse a client id: a device's is its own id.

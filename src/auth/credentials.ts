@@ -108,7 +108,8 @@ export function createAuthenticator(deps: { registry: Registry; domain: string; 
   return {
     loginName,
     resolve,
-    verifiedBefore: async (username, password) => seenBefore(await lookup(username), password),
+    // Unreadable keys (RegistryUnavailableError) are not "seen before": the full check says why.
+    verifiedBefore: (username, password) => lookup(username).then((found) => seenBefore(found, password), () => undefined),
     async verifyPassword(username, password) {
       const found = await lookup(username);
       const known = seenBefore(found, password);

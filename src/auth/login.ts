@@ -1,13 +1,14 @@
 // A login attempt from an address, whichever protocol carries it: the ban check
 // first, then the password, then the failure counted. Every protocol edge (SASL
 // PLAIN and SCRAM, MQTT CONNECT) goes through here, so they share one limiter.
-import type { Account } from "../registry/registry.js";
+import { RegistryUnavailableError, type Account } from "../registry/registry.js";
 import type { Authenticator } from "./credentials.js";
 import type { Ban, FailureLimiter } from "./limiter.js";
 
 export type Protocol = "xmpp" | "mqtt";
 
-export type LoginOutcome = { ok: true; account: Account } | { ok: false; ban: Ban | null };
+/** Refused: `ban` while banned; `unavailable` when the registry could not be read (not counted as a failure). */
+export type LoginOutcome = { ok: true; account: Account } | { ok: false; ban: Ban | null; unavailable?: true };
 
 export interface Login {
   /** A clear password (SASL PLAIN, MQTT CONNECT) checked for `username` from `address`. */
@@ -53,7 +54,11 @@ export function createLogin(deps: { auth: Authenticator; limiter: FailureLimiter
         // The ban may have started while this attempt waited for its turn.
         const late = banned(protocol, address, name);
         if (late) return { ok: false, ban: late };
-        const account = await auth.verifyPassword(username, password);
+        const account = await auth.verifyPassword(username, password).catch((err: unknown) => {
+          if (err instanceof RegistryUnavailableError) return "unavailable" as const;
+          throw err;
+        });
+        if (account === "unavailable") return { ok: false, ban: null, unavailable: true };
         if (account) return { ok: true, account };
         // Counted before the turn passes on, so the next waiter sees the ban it makes.
         failed(protocol, address, name);

@@ -6,7 +6,7 @@
 // and the difference reported as changes.
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { RegistryError, type Account, type AccountChange, type LastSeen, type NewAccount, type Registry } from "./registry.js";
+import { RegistryError, RegistryUnavailableError, type Account, type AccountChange, type Credentials, type LastSeen, type NewAccount, type Registry } from "./registry.js";
 import { ACCOUNT_COLUMNS, fullRow, toAccount, toCredentials, type AccountRow, type FullRow } from "./rows.js";
 import { CHANGES_CHANNEL, checkSchema, connecting } from "./postgres-schema.js";
 
@@ -16,6 +16,10 @@ export interface PostgresRegistryOptions {
   onError?: (err: Error) => void;
   /** Connections for queries (the listener has its own). */
   poolSize?: number;
+  /** Accounts whose stored keys are kept, for logins while PostgreSQL cannot be reached. */
+  keptKeys?: number;
+  /** A query (or a connection) not answered by then fails. */
+  timeoutMs?: number;
 }
 
 /** How long last-seen times are gathered before one statement writes them. */
@@ -28,8 +32,8 @@ const UNIQUE_VIOLATION = "23505";
 const INSERT = `INSERT INTO accounts (${ACCOUNT_COLUMNS.join(", ")}) VALUES (${ACCOUNT_COLUMNS.map((_, i) => `$${i + 1}`).join(", ")})`;
 const values = (row: FullRow) => ACCOUNT_COLUMNS.map((c) => (row as unknown as Record<string, unknown>)[c]);
 
-export async function openPostgresRegistry({ url, onError = () => {}, poolSize = 4 }: PostgresRegistryOptions): Promise<Registry> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+export async function openPostgresRegistry({ url, onError = () => {}, poolSize = 4, keptKeys = 100_000, timeoutMs = 5000 }: PostgresRegistryOptions): Promise<Registry> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs });
   // An idle connection that breaks is the pool's to replace; the error is only reported.
   pool.on("error", (err) => onError(err));
   try {
@@ -40,6 +44,17 @@ export async function openPostgresRegistry({ url, onError = () => {}, poolSize =
   }
 
   const directory = new Map<string, Account>();
+  /**
+   * The stored keys last read per account, most recent last: while PostgreSQL cannot be
+   * reached, an account that logged in before can still log in (its keys change only
+   * with the account, whose removal drops them here).
+   */
+  const kept = new Map<string, Credentials>();
+  const keep = (name: string, credentials: Credentials) => {
+    kept.delete(name);
+    kept.set(name, credentials);
+    if (kept.size > keptKeys) kept.delete(kept.keys().next().value!);
+  };
   const seen = new Map<string, LastSeen>();
   const listeners = new Set<(change: AccountChange) => void>();
   const emit = (change: AccountChange) => {
@@ -57,6 +72,7 @@ export async function openPostgresRegistry({ url, onError = () => {}, poolSize =
       directory.delete(change.account.name);
       seen.delete(change.account.name);
     }
+    kept.delete(change.account.name);
     emit(change);
   }
 
@@ -91,13 +107,17 @@ export async function openPostgresRegistry({ url, onError = () => {}, poolSize =
     await client.query(`LISTEN ${CHANGES_CHANNEL}`);
     listener = client;
   }
+  /** Tried again every RELISTEN_MS until it works; the loss was reported once, the retries are not. */
   async function relisten(): Promise<void> {
     if (closing) return;
     try {
       await listen();
       await reload();
-    } catch (err) {
-      onError(err as Error);
+    } catch {
+      // Listening but not re-read: start over, so that the read follows a fresh LISTEN.
+      const half = listener;
+      listener = null;
+      await half?.end().catch(() => {});
       setTimeout(() => void relisten(), RELISTEN_MS).unref();
     }
   }
@@ -166,12 +186,21 @@ export async function openPostgresRegistry({ url, onError = () => {}, poolSize =
     get: (name) => directory.get(name),
     list: (role) => [...directory.values()].filter((a) => !role || a.role === role).sort((a, b) => (a.name < b.name ? -1 : 1)),
     async credentials(name) {
-      const { rows } = await pool.query<FullRow>(`SELECT ${ACCOUNT_COLUMNS.join(", ")} FROM accounts WHERE name = $1`, [name]);
+      let rows: FullRow[];
+      try {
+        ({ rows } = await pool.query<FullRow>(`SELECT ${ACCOUNT_COLUMNS.join(", ")} FROM accounts WHERE name = $1`, [name]));
+      } catch (err) {
+        const known = kept.get(name);
+        if (known && directory.has(name)) return known;
+        throw new RegistryUnavailableError(`the registry (PostgreSQL) cannot be reached: ${(err as { code?: string }).code ?? (err as Error).message}`);
+      }
       const row = rows[0];
       if (!row) return undefined;
       // Added a moment ago by another process, before its notification arrived.
       if (!directory.has(row.name)) apply({ op: "add", account: toAccount(row) });
-      return toCredentials(row);
+      const credentials = toCredentials(row);
+      keep(row.name, credentials);
+      return credentials;
     },
     add: async (account) => (await insert([account]))[0]!,
     addMany: async (accounts) => void (await insert(accounts)),

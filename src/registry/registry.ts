@@ -58,6 +58,15 @@ export interface Registry {
 
 export type RegistryErrorCode = "SB_ERR_DUPLICATE" | "SB_ERR_NOT_FOUND" | "SB_ERR_BAD_NAME" | "SB_ERR_BAD_TYPE" | "SB_ERR_BAD_ROLE";
 
+/**
+ * The registry's storage cannot be reached (a database server down): the stored keys
+ * of an account not seen before cannot be read. Not the client's fault, so not a
+ * failed login: MQTT answers CONNACK 3, SASL temporary-auth-failure.
+ */
+export class RegistryUnavailableError extends Error {
+  readonly code = "SB_ERR_UNAVAILABLE";
+}
+
 export class RegistryError extends Error {
   constructor(
     readonly code: RegistryErrorCode,

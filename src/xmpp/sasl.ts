@@ -2,7 +2,7 @@
 // (RFC 5802) and SCRAM-SHA-256 (RFC 7677). Each exchange is a small state machine
 // fed the decoded client messages; it never sees the XML.
 import { SASLError } from "./errors.js";
-import type { Account } from "../registry/registry.js";
+import { RegistryUnavailableError, type Account } from "../registry/registry.js";
 import type { Authenticator } from "../auth/credentials.js";
 import { banText, type Login } from "../auth/login.js";
 import type { Ban } from "../auth/limiter.js";
@@ -31,6 +31,8 @@ interface Deps {
 const fail = (condition: SASLError["condition"], text?: string, username?: string): SaslStep => ({ kind: "failure", error: new SASLError(condition, text), username });
 /** RFC 6120 §6.5.11: a ban is temporary; the text says until when. */
 const refused = (ban: Ban, username: string): SaslStep => fail("temporary-auth-failure", banText(ban), username);
+/** The same condition when the registry cannot be read: a temporary error on the server's side, not a failed login. */
+const UNAVAILABLE = "the account registry cannot be reached; try again";
 
 /**
  * An authzid is accepted only when it names the authenticating account itself. It is
@@ -58,6 +60,7 @@ function plain(deps: Deps): SaslExchange {
       }
       const outcome = await deps.login.password("xmpp", deps.address, username, password);
       if (outcome.ok) return { kind: "success", account: outcome.account };
+      if (outcome.unavailable) return fail("temporary-auth-failure", UNAVAILABLE, username);
       return outcome.ban ? refused(outcome.ban, username) : fail("not-authorized", undefined, username);
     },
   };
@@ -91,7 +94,15 @@ function scram(name: MechanismName, deps: Deps): SaslExchange {
           deps.login.failed("xmpp", deps.address, first.username);
           return fail("invalid-authzid", "authzid must name the authenticating account", first.username);
         }
-        const { account, keys } = await deps.auth.scramKeys(first.username, hash);
+        const found = await deps.auth.scramKeys(first.username, hash).catch((err: unknown) => {
+          if (err instanceof RegistryUnavailableError) return null;
+          throw err;
+        });
+        if (!found) {
+          done = true;
+          return fail("temporary-auth-failure", UNAVAILABLE, first.username);
+        }
+        const { account, keys } = found;
         const sf = serverFirst(first, keys);
         state = { first, serverFirst: sf.message, nonce: sf.nonce, keys, account };
         return { kind: "challenge", data: Buffer.from(sf.message) };

@@ -1,10 +1,13 @@
 // The registry on a real PostgreSQL (docs/cluster.md): the schema only through
 // migrate, every process's directory kept current through LISTEN/NOTIFY (also after
 // its listening connection was cut), stored keys that log in, shared secrets and
-// last-seen times, and a standalone node's SQLite registry copied in with its keys.
+// last-seen times, a standalone node's SQLite registry copied in with its keys, and
+// logins while PostgreSQL is down.
 import t from "tap";
 import pg from "pg";
 import { createAuthenticator, createCredentials } from "../../src/auth/credentials.js";
+import { createFailureLimiter } from "../../src/auth/limiter.js";
+import { createLogin } from "../../src/auth/login.js";
 import { migrate, SCHEMA_VERSION } from "../../src/registry/postgres-schema.js";
 import { openPostgresRegistry } from "../../src/registry/postgres.js";
 import { openSqliteRegistry } from "../../src/registry/sqlite.js";
@@ -132,4 +135,28 @@ t.test("migrate --from copies a standalone registry: keys as they are, last seen
   t.same(await r.secret("scram-decoy"), decoy, "unknown names keep their decoy salts");
   t.same(await migrate(url, dataDir), { from: SCHEMA_VERSION, to: SCHEMA_VERSION, copied: 0, skipped: 2 }, "a second run copies nothing");
   await t.rejects(migrate(url, tempDir(t, "sb-empty-")), /no registry.sqlite there/);
+});
+
+t.test("PostgreSQL down: accounts that logged in before still can, others are told the registry is unreachable; back up, all can", async (t) => {
+  const url = await postgres.database();
+  await migrate(url);
+  const errors: Error[] = [];
+  const r = await openPostgresRegistry({ url, onError: (e) => errors.push(e), timeoutMs: 2000 });
+  t.teardown(() => r.close());
+  await r.add(await device("known", "known pw"));
+  await r.add(await device("cold", "cold pw"));
+  const login = createLogin({ auth: createAuthenticator({ registry: r, domain: "localhost", iterations: 4096, verifiedCacheSize: 0 }), limiter: createFailureLimiter({ maxFailures: 10, maxAccountFailures: 10, windowMs: 60_000, banMs: 60_000 }) });
+  t.ok((await login.password("mqtt", "10.0.0.1", "known", "known pw")).ok, "known logs in while PostgreSQL is up");
+
+  await postgres.stop();
+  t.ok((await login.password("mqtt", "10.0.0.1", "known", "known pw")).ok, "known logs in again while it is down (its keys were kept)");
+  t.same(await login.password("mqtt", "10.0.0.1", "known", "wrong"), { ok: false, ban: null }, "a wrong password is still refused");
+  t.same(await login.password("mqtt", "10.0.0.2", "cold", "cold pw"), { ok: false, ban: null, unavailable: true }, "cold cannot: the registry is unreachable");
+  await t.rejects(r.add(await device("new")), "no new accounts while it is down");
+  t.ok(errors.length > 0, "the lost connection was reported");
+
+  await postgres.start();
+  await waitFor(async () => (await login.password("mqtt", "10.0.0.2", "cold", "cold pw")).ok, 15_000, "cold logs in once PostgreSQL is back");
+  await r.add(await device("new"));
+  t.ok(r.get("new"), "and accounts can be added again");
 });
