@@ -19,6 +19,7 @@ import { autoProvisioner } from "./provision.js";
 import { createAuthenticator } from "./auth/credentials.js";
 import { startHashPool } from "./auth/hash-pool.js";
 import { createFailureLimiter } from "./auth/limiter.js";
+import { shareFailures } from "./auth/shared-limiter.js";
 import { createLogin } from "./auth/login.js";
 import { openSpool } from "./telemetry/spool.js";
 import { openTelemetryStore } from "./telemetry/open-store.js";
@@ -91,7 +92,9 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   // Logins
   const hashPool = await startHashPool({ threads: config.auth.hashThreads, nice: config.auth.hashNice, log });
   const auth = createAuthenticator({ registry, domain: config.domain, iterations: config.auth.scramIterations, verifiedCacheSize: config.auth.verifiedCacheSize, hashPool });
-  const limiter = createFailureLimiter({ ...config.auth, windowMs: config.auth.failureWindowMs, log });
+  const limits = { ...config.auth, windowMs: config.auth.failureWindowMs };
+  const ownLimiter = createFailureLimiter({ ...limits, log });
+  const limiter = config.cluster ? await shareFailures(ownLimiter, { url: config.cluster.redis.url, ...limits, log }) : ownLimiter;
   const login = createLogin({ auth, limiter });
 
   // The XMPP core

@@ -33,6 +33,8 @@ export interface FailureLimiter {
   banned(address: string, account: string): Ban | null;
   /** Records one failed login. */
   failed(address: string, account: string): void;
+  /** A ban decided elsewhere (another node of a cluster, `src/auth/shared-limiter.ts`); `key` as counted here. */
+  impose(scope: BanScope, key: string, until: number): void;
   /**
    * Waits for a turn to check a password: at most `maxFailures` checks run at once
    * per address and per account, so a burst of guesses sent together cannot all be
@@ -80,6 +82,11 @@ function scope(name: BanScope, limit: number, opts: Required<Pick<LimiterOptions
       return null;
     },
     hasFailed: (key: string) => countOf(key) !== undefined,
+    impose(key: string, until: number): void {
+      if (until <= opts.now() || (bans.get(key) ?? 0) >= until) return;
+      counts.delete(key);
+      put(bans, key, until);
+    },
     failures: (key: string) => countOf(key)?.failures ?? 0,
     failed(key: string): void {
       if (this.ban(key)) return;
@@ -172,6 +179,7 @@ export function createFailureLimiter(options: LimiterOptions): FailureLimiter {
       addresses.failed(addressKey(address));
       accounts.failed(account);
     },
+    impose: (scope, key, until) => (scope === "address" ? addresses : accounts).impose(key, until),
     async turn(address, account) {
       const releaseAddress = await addressTurn(addressKey(address));
       const releaseAccount = await accountTurn(account);

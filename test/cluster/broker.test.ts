@@ -1,7 +1,8 @@
-// A broker on a cluster's PostgreSQL registry (docs/cluster.md), with real MQTT and
-// XMPP clients: accounts added by another process log in at once; while PostgreSQL is
-// down a device that logged in before reconnects, one that did not is told to retry
-// (CONNACK 3, SASL temporary-auth-failure) and is not counted as a failed login.
+// A broker on a cluster's PostgreSQL registry and Redis (docs/cluster.md), with real
+// MQTT and XMPP clients: accounts added by another process log in at once; while
+// PostgreSQL is down a device that logged in before reconnects, one that did not is
+// told to retry (CONNACK 3, SASL temporary-auth-failure) and is not counted as a
+// failed login; guesses counted by another node ban here too.
 import t from "tap";
 import mqtt from "mqtt";
 import { createCredentials } from "../../src/auth/credentials.js";
@@ -10,6 +11,11 @@ import { openPostgresRegistry } from "../../src/registry/postgres.js";
 import { startTestBroker } from "../helpers/broker.js";
 import { startInflux } from "../helpers/influx.js";
 import { startPostgres } from "../helpers/postgres.js";
+import { startRedis } from "../helpers/redis.js";
+import { createFailureLimiter } from "../../src/auth/limiter.js";
+import { shareFailures } from "../../src/auth/shared-limiter.js";
+import { createLogger } from "../../src/log.js";
+import { Writable } from "node:stream";
 import { RawClient } from "../helpers/raw.js";
 import { scramClient } from "../helpers/scram-client.js";
 import { waitFor } from "../helpers/wait.js";
@@ -19,11 +25,13 @@ const postgres = await startPostgres();
 t.teardown(() => postgres.close());
 const influx = await startInflux();
 t.teardown(() => influx.close());
+const redis = await startRedis();
+t.teardown(() => redis.close());
 const url = await postgres.database();
 await migrate(url);
 
 const broker = await startTestBroker(
-  { cluster: { nodeId: "a", redis: { url: "redis://127.0.0.1:6379" }, postgres: { url } }, tsdb: { kind: "influx", influx: { url: influx.url } }, xmpp: { requireTls: false } },
+  { cluster: { nodeId: "a", redis: { url: redis.url }, postgres: { url } }, tsdb: { kind: "influx", influx: { url: influx.url } }, xmpp: { requireTls: false } },
   [
     { name: "dev1", role: "device", type: "thermostat", password: "dev1 pw" },
     { name: "dev2", role: "device", type: "thermostat", password: "dev2 pw" },
@@ -81,4 +89,13 @@ t.test("PostgreSQL down: known devices reconnect, others are told to retry, noth
   await postgres.start();
   await waitFor(async () => (await mqttLogin("dev2", "dev2 pw")) === 0, 15_000, "dev2 logs in once PostgreSQL is back");
   t.equal(await xmppLogin("dev2", "dev2 pw"), "success");
+});
+
+t.test("guesses counted by another node ban the address here", async (t) => {
+  const limits = { maxFailures: 10, maxAccountFailures: 10, windowMs: 600_000, banMs: 600_000 };
+  const other = await shareFailures(createFailureLimiter(limits), { url: redis.url, ...limits, log: createLogger(new Writable({ write: (_c, _e, done) => done() })) });
+  t.teardown(() => other.close());
+  for (let i = 0; i < 10; i++) other.failed("127.0.0.1", `guess-${i}`);
+  await waitFor(async () => (await mqttLogin("dev1", "dev1 pw")) === 5, 5000, "the right password refused here (CONNACK 5)");
+  t.equal(await xmppLogin("dev1", "dev1 pw"), "temporary-auth-failure", "and over XMPP");
 });
