@@ -3,7 +3,7 @@
 // before its PUBACK on aedes' own path (most telemetry takes telemetry-path.ts).
 import type { AedesOptions, AuthenticateError, Client } from "aedes";
 import type { Logger } from "../../src/log.js";
-import { banText, type Login } from "../../src/auth/login.js";
+import { banText, UNAVAILABLE_TEXT, type Login } from "../../src/auth/login.js";
 import type { LinkReports } from "../../src/links/device-link.js";
 import type { Shape } from "../../src/limits.js";
 import { publishDenied, subscribeAllowed } from "./acl.js";
@@ -52,7 +52,7 @@ export function mqttHooks(deps: {
         // §3.2.2.3: 3 (server unavailable): the registry could not be read; the device retries.
         if (!outcome.ok && outcome.unavailable) {
           log.warn({ protocol: "mqtt", clientId: client.id, address }, "login refused: the registry cannot be reached");
-          return done(refusal(3, "the account registry cannot be reached; try again"), null);
+          return done(refusal(3, UNAVAILABLE_TEXT), null);
         }
         if (!outcome.ok) return fail(4, "bad user name or password");
         const { account } = outcome;

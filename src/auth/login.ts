@@ -54,10 +54,7 @@ export function createLogin(deps: { auth: Authenticator; limiter: FailureLimiter
         // The ban may have started while this attempt waited for its turn.
         const late = banned(protocol, address, name);
         if (late) return { ok: false, ban: late };
-        const account = await auth.verifyPassword(username, password).catch((err: unknown) => {
-          if (err instanceof RegistryUnavailableError) return "unavailable" as const;
-          throw err;
-        });
+        const account = await unlessUnavailable(auth.verifyPassword(username, password));
         if (account === "unavailable") return { ok: false, ban: null, unavailable: true };
         if (account) return { ok: true, account };
         // Counted before the turn passes on, so the next waiter sees the ban it makes.
@@ -71,6 +68,16 @@ export function createLogin(deps: { auth: Authenticator; limiter: FailureLimiter
     failed: (protocol, address, username) => failed(protocol, address, auth.loginName(username)),
   };
 }
+
+/** What a client refused because the registry cannot be read reads (MQTT CONNACK 3, SASL temporary-auth-failure). */
+export const UNAVAILABLE_TEXT = "the account registry cannot be reached; try again";
+
+/** `work`'s result, or "unavailable" when it failed with RegistryUnavailableError (any other error passes on). */
+export const unlessUnavailable = <T>(work: Promise<T>): Promise<T | "unavailable"> =>
+  work.catch((err: unknown) => {
+    if (err instanceof RegistryUnavailableError) return "unavailable" as const;
+    throw err;
+  });
 
 /** The text a refused client reads: why, and until when. */
 export const banText = (ban: Ban): string =>

@@ -6,7 +6,7 @@ import Database from "better-sqlite3";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
-import { ACCOUNT_COLUMNS, accountsTable } from "./rows.js";
+import { ACCOUNT_COLUMNS, accountsTable, insertAccountSql, rowValues } from "./rows.js";
 
 /** The schema this code reads and writes. */
 export const SCHEMA_VERSION = 1;
@@ -123,12 +123,11 @@ function openStandalone(dataDir: string): Database.Database {
 
 /** Accounts (keys as they are), last-seen times and secrets; a name already present is left as it is. */
 async function copyStandalone(source: Database.Database, client: pg.Client): Promise<{ copied: number; skipped: number }> {
-  const columns = ACCOUNT_COLUMNS.join(", ");
-  const insert = `INSERT INTO accounts (${columns}) VALUES (${ACCOUNT_COLUMNS.map((_, i) => `$${i + 1}`).join(", ")}) ON CONFLICT (name) DO NOTHING`;
+  const insert = insertAccountSql(" ON CONFLICT (name) DO NOTHING");
   let copied = 0;
   let skipped = 0;
-  for (const row of source.prepare<[], Record<string, unknown>>(`SELECT ${columns} FROM accounts ORDER BY name`).iterate()) {
-    const { rowCount } = await client.query(insert, ACCOUNT_COLUMNS.map((c) => row[c]));
+  for (const row of source.prepare<[], Record<string, unknown>>(`SELECT ${ACCOUNT_COLUMNS.join(", ")} FROM accounts ORDER BY name`).iterate()) {
+    const { rowCount } = await client.query(insert, rowValues(row));
     if (rowCount) copied++;
     else skipped++;
   }

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { RegistryError, RegistryUnavailableError, type Account, type AccountChange, type Credentials, type LastSeen, type NewAccount, type Registry } from "./registry.js";
-import { ACCOUNT_COLUMNS, fullRow, toAccount, toCredentials, type AccountRow, type FullRow } from "./rows.js";
+import { ACCOUNT_COLUMNS, fullRow, insertAccountSql, rowValues, toAccount, toCredentials, type AccountRow, type FullRow } from "./rows.js";
 import { CHANGES_CHANNEL, checkSchema, connecting } from "./postgres-schema.js";
 
 export interface PostgresRegistryOptions {
@@ -29,8 +29,7 @@ const RELISTEN_MS = 1000;
 
 const UNIQUE_VIOLATION = "23505";
 
-const INSERT = `INSERT INTO accounts (${ACCOUNT_COLUMNS.join(", ")}) VALUES (${ACCOUNT_COLUMNS.map((_, i) => `$${i + 1}`).join(", ")})`;
-const values = (row: FullRow) => ACCOUNT_COLUMNS.map((c) => (row as unknown as Record<string, unknown>)[c]);
+const INSERT = insertAccountSql();
 
 export async function openPostgresRegistry({ url, onError = () => {}, poolSize = 4, keptKeys = 100_000, timeoutMs = 5000 }: PostgresRegistryOptions): Promise<Registry> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs });
@@ -164,7 +163,7 @@ export async function openPostgresRegistry({ url, onError = () => {}, poolSize =
     const now = Date.now();
     try {
       await client.query("BEGIN");
-      for (const account of accounts) await client.query(INSERT, values(fullRow(account, now)));
+      for (const account of accounts) await client.query(INSERT, rowValues(fullRow(account, now)));
       await client.query("COMMIT");
     } catch (err) {
       await client.query("ROLLBACK").catch(() => {});
@@ -211,7 +210,8 @@ export async function openPostgresRegistry({ url, onError = () => {}, poolSize =
       if (removed) apply({ op: "remove", account: removed });
       return removed;
     },
-    lastSeen: (name) => pendingSeen.get(name) ?? seen.get(name),
+    // Pending times are in `seen` too (setLastSeen puts them in both).
+    lastSeen: (name) => seen.get(name),
     setLastSeen(name, s) {
       seen.set(name, s);
       pendingSeen.set(name, s);

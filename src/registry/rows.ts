@@ -27,6 +27,13 @@ export const ACCOUNT_COLUMNS = [
   "created_at",
 ] as const;
 
+/** A full row's values in ACCOUNT_COLUMNS order, for a positional INSERT. */
+export const rowValues = (row: object): unknown[] => ACCOUNT_COLUMNS.map((c) => (row as Record<string, unknown>)[c]);
+
+/** PostgreSQL's INSERT of a full row, `$1`… in ACCOUNT_COLUMNS order; `suffix` e.g. an ON CONFLICT clause. */
+export const insertAccountSql = (suffix = ""): string =>
+  `INSERT INTO accounts (${ACCOUNT_COLUMNS.join(", ")}) VALUES (${ACCOUNT_COLUMNS.map((_, i) => `$${i + 1}`).join(", ")})${suffix}`;
+
 export const toAccount = (row: AccountRow): Account => ({ name: row.name, role: row.role, type: row.type, createdAt: Number(row.created_at) });
 
 const keys = (row: CredentialRow, h: ScramHash): ScramKeys => ({

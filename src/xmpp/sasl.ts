@@ -2,9 +2,9 @@
 // (RFC 5802) and SCRAM-SHA-256 (RFC 7677). Each exchange is a small state machine
 // fed the decoded client messages; it never sees the XML.
 import { SASLError } from "./errors.js";
-import { RegistryUnavailableError, type Account } from "../registry/registry.js";
+import type { Account } from "../registry/registry.js";
 import type { Authenticator } from "../auth/credentials.js";
-import { banText, type Login } from "../auth/login.js";
+import { banText, UNAVAILABLE_TEXT, unlessUnavailable, type Login } from "../auth/login.js";
 import type { Ban } from "../auth/limiter.js";
 import { parseClientFirst, SCRAM_HASHES, serverFirst, verifyClientFinal, type ClientFirst, type ScramKeys } from "../auth/scram.js";
 
@@ -32,7 +32,7 @@ const fail = (condition: SASLError["condition"], text?: string, username?: strin
 /** RFC 6120 §6.5.11: a ban is temporary; the text says until when. */
 const refused = (ban: Ban, username: string): SaslStep => fail("temporary-auth-failure", banText(ban), username);
 /** The same condition when the registry cannot be read: a temporary error on the server's side, not a failed login. */
-const UNAVAILABLE = "the account registry cannot be reached; try again";
+const unavailable = (username: string): SaslStep => fail("temporary-auth-failure", UNAVAILABLE_TEXT, username);
 
 /**
  * An authzid is accepted only when it names the authenticating account itself. It is
@@ -60,7 +60,7 @@ function plain(deps: Deps): SaslExchange {
       }
       const outcome = await deps.login.password("xmpp", deps.address, username, password);
       if (outcome.ok) return { kind: "success", account: outcome.account };
-      if (outcome.unavailable) return fail("temporary-auth-failure", UNAVAILABLE, username);
+      if (outcome.unavailable) return unavailable(username);
       return outcome.ban ? refused(outcome.ban, username) : fail("not-authorized", undefined, username);
     },
   };
@@ -94,13 +94,10 @@ function scram(name: MechanismName, deps: Deps): SaslExchange {
           deps.login.failed("xmpp", deps.address, first.username);
           return fail("invalid-authzid", "authzid must name the authenticating account", first.username);
         }
-        const found = await deps.auth.scramKeys(first.username, hash).catch((err: unknown) => {
-          if (err instanceof RegistryUnavailableError) return null;
-          throw err;
-        });
-        if (!found) {
+        const found = await unlessUnavailable(deps.auth.scramKeys(first.username, hash));
+        if (found === "unavailable") {
           done = true;
-          return fail("temporary-auth-failure", UNAVAILABLE, first.username);
+          return unavailable(first.username);
         }
         const { account, keys } = found;
         const sf = serverFirst(first, keys);
