@@ -1,5 +1,7 @@
 // The `switchboard` command (docs/cli.md). Every failure is one line on stderr
 // and exit code 1; success output is JSON where docs/cli.md says so.
+import { RedisUnavailableError } from "./cluster/bus.js";
+import { clusterStatus } from "./cluster/nodes.js";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -35,6 +37,7 @@ const USAGE = `usage:
   switchboard schema export [--type T]
   switchboard telemetry <id> [--since 1h] [--limit N] [--json] [--config FILE]
   switchboard migrate [--from DATADIR] --config FILE    (a cluster's PostgreSQL schema)
+  switchboard cluster status --config FILE               (a cluster's live nodes)
 --password-stdin reads the password's first line from standard input; ${PASSWORD_ENV}
 gives it through the environment; --password P shows it to every local user (ps).
 A password that was given is never printed; a generated one is printed once.`;
@@ -83,6 +86,7 @@ const COMMANDS: Record<string, { options: string[]; words: number }> = {
   "schema export": { options: ["config", "type"], words: 2 },
   telemetry: { options: ["config", "since", "limit", "json"], words: 2 },
   migrate: { options: ["config", "from"], words: 1 },
+  "cluster status": { options: ["config"], words: 2 },
 };
 
 function checkUsage(name: string, values: Record<string, unknown>, positionals: string[]): void {
@@ -117,7 +121,6 @@ async function run(argv: string[]): Promise<number> {
   checkUsage(name, values, positionals);
   switch (name) {
     case "start": {
-      if (config.cluster) throw new UsageError("cluster: a node of a cluster cannot run yet; `migrate` and the account commands use cluster.postgres (docs/cluster.md)");
       const { runBroker } = await import("./main.js");
       return runBroker(config);
     }
@@ -213,6 +216,12 @@ async function run(argv: string[]): Promise<number> {
       print({ schema: result.to, from: result.from, ...(values.from === undefined ? {} : { copied: result.copied, skipped: result.skipped }) });
       return 0;
     }
+    case "cluster status": {
+      if (!config.cluster) throw new UsageError("cluster status needs a cluster: the configuration has no cluster key (docs/cluster.md)");
+      const nodes = await clusterStatus(config.cluster.redis.url);
+      print({ nodes: nodes.map((n) => ({ node: n.node, sessions: n.sessions, devices: n.devices, heartbeat: new Date(n.at).toISOString(), startedAt: new Date(n.startedAt).toISOString() })) });
+      return 0;
+    }
     default:
       throw new UsageError(`unknown command '${positionals.join(" ")}' (see switchboard --help)`);
   }
@@ -232,6 +241,7 @@ run(process.argv.slice(2)).then(
       err instanceof ListenError ||
       err instanceof SchemaError ||
       err instanceof PostgresUnavailableError ||
+      err instanceof RedisUnavailableError ||
       (err as { code?: string } | null)?.code?.startsWith("ERR_PARSE_ARGS");
     process.stderr.write(`error: ${known ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
     process.exitCode = 1;

@@ -27,7 +27,8 @@ export function coreMetrics(
 
   metrics.gauge("switchboard_devices_online", "Devices with at least one available resource (XMPP, MQTT or a bridge)", () => {
     const online = new Set<string>();
-    for (const s of router.sessions.all()) if (s.account.role === "device" && s.presence) online.add(s.bare);
+    // This node's own sessions: in a cluster the table also holds other nodes'.
+    for (const s of router.sessions.all()) if (s.node === undefined && s.account.role === "device" && s.presence) online.add(s.bare);
     return online.size;
   });
   metrics.gauge("switchboard_sessions", "Bound sessions (XMPP resources and devices on other links)", () => router.sessions.size);

@@ -33,6 +33,11 @@ import { createXmppServer, type XmppServer } from "./xmpp/server.js";
 import { c2sOptions, tcpOptions, webSocketOptions } from "./xmpp/options.js";
 import { listenTcp } from "./xmpp/tcp.js";
 import { xmppWebSocket } from "./xmpp/websocket.js";
+import { openBus } from "./cluster/bus.js";
+import { watchNodes } from "./cluster/nodes.js";
+import { announceNode, clusterSessionTable, syncSessions } from "./cluster/directory.js";
+import { peerLink } from "./cluster/peer-link.js";
+import { clusterMetrics, clusterReadiness } from "./cluster/health.js";
 import { iqCaller } from "./xmpp/iq-caller.js";
 import { xmppDeviceLink } from "./xmpp/device-link.js";
 import { createDeviceAgent } from "./xmpp/modules/device-agent.js";
@@ -77,11 +82,14 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const deviceType = deviceTypeLookup(types);
   const dataDir = resolve(config.dataDir);
   const running = lifecycle(log);
-  const metrics = createMetrics();
+  const node = config.cluster?.nodeId;
+  // Per node in a cluster: every series carries the node's id.
+  const metrics = createMetrics(node ? { node } : {});
   const readiness = createReadiness();
   const admit = connectionAdmission(config.limits, log);
 
-  // Stores
+  // Stores, and the cluster's Redis (docs/cluster.md)
+  const bus = config.cluster ? await openBus({ url: config.cluster.redis.url, nodeId: config.cluster.nodeId, log }) : null;
   const registry = await openRegistry(config, { onError: errorLogger(log, "registry error (last-seen write, change feed); retried") });
   const spool = openSpool({ dataDir, maxBytes: config.tsdb.spoolMaxBytes, onError: errorLogger(log, "telemetry database error") });
   const store = openTelemetryStore(config.tsdb, dataDir, errorLogger(log, "telemetry database error"));
@@ -97,8 +105,9 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const limiter = config.cluster ? await shareFailures(ownLimiter, { url: config.cluster.redis.url, ...limits, log }) : ownLimiter;
   const login = createLogin({ auth, limiter });
 
-  // The XMPP core
-  const xmpp = createXmppServer({ options: c2sOptions(config), registry, auth, login, log });
+  // The XMPP core; in a cluster its session table also holds the other nodes' sessions.
+  const table = bus ? clusterSessionTable(bus) : undefined;
+  const xmpp = createXmppServer({ options: c2sOptions(config), registry, auth, login, log, sessions: table });
   const { router, presence, disco } = xmpp;
   const agent = createDeviceAgent({ router });
 
@@ -107,10 +116,16 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const provision = autoProvisioner({ registry, iterations: config.auth.scramIterations, types, log });
   const bridges = config.bridges.map((bridge) => startBridge(bridge, { registry, provision, metrics, readiness, log }));
   const xmppDevices = xmppDeviceLink({ router, presence, registry, iq: iqCaller(router), deviceType });
-  const links = [mqtt, ...bridges, xmppDevices];
+  const own = [mqtt, ...bridges, xmppDevices];
+  // The other nodes, as one more link: commands to their devices, samples for their subscribers.
+  const watch = bus && table && watchNodes({ bus, ...config.cluster!, counts: () => ({ sessions: table.size, devices: mqtt.aedes.connectedClients }), onError: errorLogger(log, "cluster heartbeat failed; retried") });
+  const peer = bus && watch ? peerLink({ bus, watch, sessions: router.sessions, domain: config.domain, registry, links: own }) : null;
+  const links = peer ? [...own, peer] : own;
   const ingest = createIngest({ registry, deviceType, spool, links, afterAppend: drainer.kick });
+  peer?.onShared(ingest.shared);
   linkedSessions({ router, presence, agent, links });
   const dispatcher = createDispatcher({ links });
+  const sync = bus && table && watch ? syncSessions({ bus, table, watch, router, presence, registry, log }) : null;
 
   // XMPP features
   const audit = commandAudit({ log, metrics });
@@ -122,8 +137,17 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   bridgeDisco({ router, disco, bridges });
   coreMetrics(metrics, { router, ingest, drainer, spool, dispatcher, logins: login.counters, limiter, streamErrors: xmpp.streamErrors });
 
-  // Listeners, in order; closed in the same order, then the stores.
-  for (const part of [drainer, spool, store, hashPool, limiter, registry]) running.atEnd(part);
+  if (bus && watch && sync && peer) {
+    clusterMetrics(metrics, { bus, watch, sync, peer });
+    readiness.add(clusterReadiness(bus));
+    // Known to the others before a port opens: heartbeat, then what a former process left is cleared, then their sessions read.
+    await watch.tick();
+    await announceNode(bus);
+    await sync.catchUp();
+  }
+
+  // Listeners, in order; closed in the same order, then the stores (the node leaves the cluster last).
+  for (const part of [drainer, spool, store, hashPool, limiter, registry, ...(watch && bus ? [watch, bus] : [])]) running.atEnd(part);
   for (const bridge of bridges) await running.open(bridge);
   await running.open(mqtt.open());
   const c2s = await running.open(listenTcp(tcpOptions(config, tls.context, admit), xmpp.openStream, log));
@@ -135,6 +159,6 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const http = await running.open(startHttp({ ...config.http, log, ready: readiness.state, metrics: metrics.registry, consoleDir: CONSOLE_DIR, upgrades }));
 
   const ports = { xmpp: c2s.port, ...mqtt.ports, http: http.port };
-  log.info({ ...ports, domain: config.domain, dataDir, tls: tls.source, store: store.kind, spooled: spool.depth }, "listening");
+  log.info({ ...(node ? { nodeId: node } : {}), ...ports, domain: config.domain, dataDir, tls: tls.source, store: store.kind, spooled: spool.depth }, "listening");
   return { ports, registry, xmpp, mqtt, ingest, drainer, store, dispatcher, commands, commandOutcomes: audit.outcomes, stop: running.stop };
 }

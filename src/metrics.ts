@@ -22,8 +22,9 @@ export interface Metrics {
 /** A map of one label's values to counts, as a Reading. */
 export const byLabel = (map: ReadonlyMap<string, number>): Reading => [...map].map(([k, v]) => [[k], v] as const);
 
-export function createMetrics(): Metrics {
+export function createMetrics(defaultLabels: Record<string, string> = {}): Metrics {
   const registry = new Registry();
+  registry.setDefaultLabels(defaultLabels);
   collectDefaultMetrics({ register: registry, prefix: "switchboard_" });
   const registers = [registry];
 

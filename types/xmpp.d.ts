@@ -36,6 +36,12 @@ declare module "@xmpp/xml" {
   ): Element;
 }
 
+declare module "@xmpp/xml/lib/parse.js" {
+  import type { Element } from "@xmpp/xml";
+  /** One serialised element back into an Element; throws on XML that is not well formed. */
+  export default function parse(data: string): Element;
+}
+
 declare module "@xmpp/jid" {
   export class JID {
     constructor(local: string | null | undefined, domain: string, resource?: string | null);

@@ -26,11 +26,15 @@ export interface LinkReports {
   reply(device: string, reply: Buffer | string | CommandReply): void;
   /** The device became reachable through this link (a takeover is not reported). */
   online(device: Account): void;
-  /** The device is no longer reachable through this link. */
+  /** The device is no longer reachable through this link; `status` TAKEN_OVER when it reconnected on another node. */
   offline(device: Account, status: string): void;
 }
 
-export type Protocol = "mqtt" | "xmpp" | "bridge";
+/** The offline status of a device whose connection was taken over on another node of a cluster. */
+export const TAKEN_OVER = "taken over on another node";
+
+/** `peer`: another node of a cluster (src/cluster/peer-link.ts). */
+export type Protocol = "mqtt" | "xmpp" | "bridge" | "peer";
 
 export interface DeviceLink {
   /** `mqtt`, `xmpp`, or a bridge's name. */

@@ -9,7 +9,7 @@ import type { Session } from "../xmpp/sessions.js";
 import type { PresenceService } from "../xmpp/modules/presence.js";
 import type { DeviceAgent } from "../xmpp/modules/device-agent.js";
 import type { Account } from "../registry/registry.js";
-import type { DeviceLink } from "./device-link.js";
+import { TAKEN_OVER, type DeviceLink } from "./device-link.js";
 
 export function linkedSessions(deps: { router: Router; presence: PresenceService; agent: DeviceAgent; links: readonly DeviceLink[] }): void {
   const { router, presence, agent } = deps;
@@ -49,7 +49,10 @@ export function linkedSessions(deps: { router: Router; presence: PresenceService
         const s = sessions.get(account.name);
         if (!s) return;
         sessions.delete(account.name);
-        if (router.sessions.remove(s)) presence.ended(s, status);
+        if (!router.sessions.remove(s)) return;
+        // The same device connected on another node of a cluster: no flap for watchers.
+        if (status === TAKEN_OVER) presence.handedOver(s);
+        else presence.ended(s, status);
       },
     });
   }

@@ -212,8 +212,9 @@ export async function openPostgresRegistry({ url, onError = () => {}, poolSize =
     },
     // Pending times are in `seen` too (setLastSeen puts them in both).
     lastSeen: (name) => seen.get(name),
-    setLastSeen(name, s) {
+    setLastSeen(name, s, storedElsewhere = false) {
       seen.set(name, s);
+      if (storedElsewhere) return;
       pendingSeen.set(name, s);
       seenTimer ??= setTimeout(() => void flushSeen(), SEEN_WRITE_MS).unref();
     },

@@ -45,7 +45,8 @@ export interface Registry {
   addMany(accounts: NewAccount[]): Promise<void>;
   remove(name: string): Promise<Account | undefined>;
   lastSeen(name: string): LastSeen | undefined;
-  setLastSeen(name: string, seen: LastSeen): void;
+  /** Records and stores it; `storedElsewhere`: another node of a cluster stores it, this process only remembers it. */
+  setLastSeen(name: string, seen: LastSeen, storedElsewhere?: boolean): void;
   /** Changes made by any process (CLI or broker); delivered after they commit. */
   onChange(listener: (change: AccountChange) => void): () => void;
   /**

@@ -30,6 +30,11 @@ export interface Ingest {
   ingestThen(device: string, payload: Buffer | string | unknown, source: IngestSource, done: Ingested): void;
   /** Live fan-out: called once per accepted sample, after it is durable. */
   onSample(listener: (sample: SpooledSample, source: IngestSource) => void): void;
+  /**
+   * A sample another node of a cluster accepted: to this node's listeners (XMPP
+   * pubsub) and last samples. Not to the links: their subscribers had it from that node.
+   */
+  shared(sample: SpooledSample, source: IngestSource): void;
   /** Observes every rejection (metrics). */
   onReject(listener: (reason: string, source: IngestSource) => void): void;
   lastSample(device: string): SpooledSample | undefined;
@@ -78,9 +83,7 @@ export function createIngest(deps: {
       try {
         afterAppend?.();
         counters.accepted++;
-        const previous = last.get(device);
-        if (!previous || previous.time <= sample!.time) last.set(device, sample!);
-        for (const listener of listeners) listener(sample!, source);
+        toListeners(sample!, source);
         for (const link of links) link.accepted?.(sample!, source);
       } catch (listenerError) {
         // Durable all the same; the sender hears of an internal error, as from a failed step.
@@ -90,6 +93,12 @@ export function createIngest(deps: {
     });
   }
 
+  function toListeners(sample: SpooledSample, source: IngestSource): void {
+    const previous = last.get(sample.device);
+    if (!previous || previous.time <= sample.time) last.set(sample.device, sample);
+    for (const listener of listeners) listener(sample, source);
+  }
+
   for (const link of links) link.listen({ telemetry: (device, payload, done) => ingestThen(device, payload, link.protocol, done) });
 
   return {
@@ -97,6 +106,7 @@ export function createIngest(deps: {
     ingest: (device, payload, source) => new Promise((resolve, reject) => ingestThen(device, payload, source, (result, err) => (result ? resolve(result) : reject(err)))),
     ingestThen,
     onSample: (listener) => void listeners.push(listener),
+    shared: toListeners,
     onReject: (listener) => void rejectListeners.push(listener),
     lastSample: (device) => last.get(device),
   };

@@ -23,7 +23,8 @@ export interface XmppDeviceLink extends DeviceLink {
 export function xmppDeviceLink(deps: { router: Router; presence: PresenceService; registry: Registry; iq: IqCaller; deviceType: (name: string | null) => DeviceType | undefined }): XmppDeviceLink {
   const { router, registry, iq, deviceType } = deps;
   const reporter = linkReporter("xmpp");
-  const isDeviceClient = (s: Session) => s.protocol === "xmpp" && s.account.role === "device";
+  // This process's own sessions only: a device on another node is reached through that node (src/cluster/peer-link.ts).
+  const isDeviceClient = (s: Session) => s.protocol === "xmpp" && s.account.role === "device" && s.node === undefined;
   /** The device's available XMPP resource that gets its commands: the most recent. */
   const sessionOf = (device: string) => router.sessions.ofAccount(`${device}@${router.domain}`).filter((s) => isDeviceClient(s) && s.presence).at(-1);
 

@@ -26,6 +26,12 @@ export interface Session {
   priority: number;
   /** RFC 6121 §2.1.6: requested the roster, so gets roster pushes. */
   rosterRequested: boolean;
+  /**
+   * The node that holds the session, for a session of another node of a cluster
+   * (src/cluster/directory.ts): `send` and `close` reach it there. Absent for this
+   * process's own sessions.
+   */
+  readonly node?: string;
 }
 
 export interface SessionTable {

@@ -6,12 +6,9 @@
 import t from "tap";
 import mqtt from "mqtt";
 import { createCredentials } from "../../src/auth/credentials.js";
-import { migrate } from "../../src/registry/postgres-schema.js";
 import { openPostgresRegistry } from "../../src/registry/postgres.js";
 import { startTestBroker } from "../helpers/broker.js";
-import { startInflux } from "../helpers/influx.js";
-import { startPostgres } from "../helpers/postgres.js";
-import { startRedis } from "../helpers/redis.js";
+import { startClusterEngines } from "../helpers/cluster-engines.js";
 import { createFailureLimiter } from "../../src/auth/limiter.js";
 import { shareFailures } from "../../src/auth/shared-limiter.js";
 import { createLogger } from "../../src/log.js";
@@ -21,17 +18,10 @@ import { scramClient } from "../helpers/scram-client.js";
 import { waitFor } from "../helpers/wait.js";
 
 const SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
-const postgres = await startPostgres();
-t.teardown(() => postgres.close());
-const influx = await startInflux();
-t.teardown(() => influx.close());
-const redis = await startRedis();
-t.teardown(() => redis.close());
-const url = await postgres.database();
-await migrate(url);
+const { postgres, redis, url, config } = await startClusterEngines();
 
 const broker = await startTestBroker(
-  { cluster: { nodeId: "a", redis: { url: redis.url }, postgres: { url } }, tsdb: { kind: "influx", influx: { url: influx.url } }, xmpp: { requireTls: false } },
+  { ...config("a"), xmpp: { requireTls: false } },
   [
     { name: "dev1", role: "device", type: "thermostat", password: "dev1 pw" },
     { name: "dev2", role: "device", type: "thermostat", password: "dev2 pw" },

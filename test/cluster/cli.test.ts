@@ -40,12 +40,15 @@ t.test("migrate --from copies a standalone node's registry; its devices keep the
   badInput(t, await env.run("migrate", "--from", env.dir), "--from a directory with no registry", /no registry.sqlite there/);
 });
 
-t.test("bad input: no cluster, start, unreachable or missing database, cluster with the embedded store", async (t) => {
+t.test("bad input: no cluster, Redis or PostgreSQL unreachable or missing database, cluster with the embedded store", async (t) => {
   badInput(t, await cliEnv(t).run("migrate"), "migrate without cluster", /migrate works on a cluster's PostgreSQL: the configuration has no cluster.postgres.url/);
   const env = await clusterEnv(t);
   await env.run("migrate");
-  badInput(t, await env.run("start"), "start as a cluster node", /cluster: a node of a cluster cannot run yet/);
   const closed = await freePort();
+  const noRedis = cliEnv(t, clusterConfig(await postgres.database()).replace("6379", String(closed)));
+  badInput(t, await noRedis.run("start"), "start with Redis not listening", new RegExp(`cannot reach Redis at 127\\.0\\.0\\.1:${closed} \\(cluster\\.redis\\.url\\): ECONNREFUSED`));
+  badInput(t, await noRedis.run("cluster", "status"), "cluster status with Redis not listening", /cannot reach Redis at 127\.0\.0\.1:\d+ \(cluster\.redis\.url\)/);
+  badInput(t, await cliEnv(t).run("cluster", "status"), "cluster status without a cluster", /cluster status needs a cluster: the configuration has no cluster key/);
   const unreachable = cliEnv(t, clusterConfig(`postgres://switchboard:s3cret-pw@127.0.0.1:${closed}/switchboard`));
   const r = await unreachable.run("device", "list");
   badInput(t, r, "PostgreSQL not listening", new RegExp(`cannot reach PostgreSQL at 127\\.0\\.0\\.1:${closed} \\(cluster\\.postgres\\.url\\): ECONNREFUSED`));

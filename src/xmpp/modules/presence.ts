@@ -17,21 +17,40 @@ export interface PresenceService {
   ended(session: Session, status?: string): void;
   /** Sessions that receive device presence: available operators and services. */
   watchers(): Iterable<Session>;
-  /** Called when a session becomes available, and when it stops being available. */
+  /** Called when a session of this process becomes available, and when it stops being available. */
   onSession(listener: (session: Session, available: boolean, status?: string) => void): void;
+  /**
+   * A session of this process went somewhere else without going away: its device
+   * reconnected on another node (MQTT client-id takeover). Withdrawn without an
+   * unavailable, which is sent only if no session of that JID is available after
+   * the grace period (so watchers see no flap, and no stale "online" either).
+   */
+  handedOver(session: Session): void;
+  /** Every broadcast presence of a session of this process (null: unavailable), as it happens: what other nodes must learn. */
+  onChange(listener: (session: Session, presence: Element | null, status: string | undefined, handedOver: boolean) => void): void;
+  /**
+   * A session of another node (`session.node`) changed its presence, as its node
+   * reported: recorded, and told to this process's own sessions only (each node
+   * tells its own). `handedOver` as in handedOver().
+   */
+  mirror(session: Session, presence: Element | null, status?: string, handedOver?: boolean): void;
 }
+
+/** How long a handed-over session's JID may stay without an available session before watchers are told it is unavailable. */
+export const HAND_OVER_GRACE_MS = 2000;
 
 const clampPriority = (text: string | null): number => {
   const n = Number.parseInt(text ?? "0", 10);
   return Number.isFinite(n) ? Math.max(-128, Math.min(127, n)) : 0;
 };
 
-export function presenceModule(deps: { router: Router; registry: Registry; now?: () => number }): PresenceService {
-  const { router, registry, now = Date.now } = deps;
+export function presenceModule(deps: { router: Router; registry: Registry; now?: () => number; handOverGraceMs?: number }): PresenceService {
+  const { router, registry, now = Date.now, handOverGraceMs = HAND_OVER_GRACE_MS } = deps;
   const { events, sessions, domain } = router;
   const watchers = new Set<Session>();
   const directed = new WeakMap<Session, Set<string>>();
   const listeners: Array<(session: Session, available: boolean, status?: string) => void> = [];
+  const changeListeners: Array<(session: Session, presence: Element | null, status: string | undefined, handedOver: boolean) => void> = [];
 
   function sendAs(from: string, to: Session, presence: Element): void {
     presence.attrs.from = from;
@@ -44,7 +63,8 @@ export function presenceModule(deps: { router: Router; registry: Registry; now?:
    * owner's available resources, the sending one included (it sees its own presence).
    */
   function audience(session: Session, includeSelf: boolean): Session[] {
-    const out = sessions.ofAccount(session.bare).filter((s) => (s === session ? includeSelf : s.presence));
+    // Sessions of other nodes hear it from their own node (cluster: one message per node, not per recipient).
+    const out = sessions.ofAccount(session.bare).filter((s) => s.node === undefined && (s === session ? includeSelf : s.presence));
     for (const watcher of watchers) if (watcher.bare !== session.bare && receivesPresenceOf(watcher.account, session.account)) out.push(watcher);
     return out;
   }
@@ -94,12 +114,15 @@ export function presenceModule(deps: { router: Router; registry: Registry; now?:
       session.presence = null;
     }
     const role = session.account.role;
-    if (role !== "device") {
+    const own = session.node === undefined;
+    if (role !== "device" && own) {
       if (presence) watchers.add(session);
       else watchers.delete(session);
     }
     const stanza = presence ?? unavailableStanza(status);
     for (const target of audience(session, toSelf && session.protocol === "xmpp")) sendAs(session.full, target, stanza);
+    if (!own) return;
+    for (const listener of changeListeners) listener(session, presence, status, false);
     if (initial || !presence) for (const listener of listeners) listener(session, presence !== null, status);
     if (!presence) {
       for (const to of directed.get(session) ?? []) {
@@ -176,5 +199,33 @@ export function presenceModule(deps: { router: Router; registry: Registry; now?:
     return true;
   });
 
-  return { update, ended, watchers: () => watchers.values(), onSession: (listener) => void listeners.push(listener) };
+  /** Withdrawn quietly; unavailable for this process's sessions only if the JID has no available session after the grace period. */
+  function withdraw(session: Session): void {
+    if (session.presence === null) return;
+    session.presence = null;
+    watchers.delete(session);
+    const timer = setTimeout(() => {
+      if (sessions.get(session.full)?.presence) return;
+      const stanza = unavailableStanza();
+      for (const target of audience(session, false)) sendAs(session.full, target, stanza);
+    }, handOverGraceMs);
+    timer.unref();
+  }
+
+  return {
+    update,
+    ended,
+    watchers: () => watchers.values(),
+    onSession: (listener) => void listeners.push(listener),
+    onChange: (listener) => void changeListeners.push(listener),
+    handedOver(session) {
+      const had = session.presence !== null;
+      withdraw(session);
+      if (had && session.node === undefined) for (const listener of changeListeners) listener(session, null, undefined, true);
+    },
+    mirror(session, presence, status, handedOver = false) {
+      if (handedOver) withdraw(session);
+      else broadcast(session, presence, status, false);
+    },
+  };
 }
