@@ -70,6 +70,8 @@ export const configSchema = z.strictObject({
       // connection from these addresses counts as confidential, like Prosody's
       // secure_interfaces; the default is the proxy on the same host (and a local console).
       websocketSecureFrom: z.array(z.string().min(1)).default(["127.0.0.1", "::1", "::ffff:127.0.0.1"]),
+      // Behind a TCP load balancer: each connection opens with its PROXY protocol header (src/proxy-protocol.ts).
+      proxyProtocol: z.boolean().default(false),
     })
     .prefault({}),
   mqtt: z
@@ -77,6 +79,8 @@ export const configSchema = z.strictObject({
       host: host.default("0.0.0.0"),
       port: port.default(1883),
       tlsPort: port.nullable().default(8883),
+      // As xmpp.proxyProtocol, on the TCP and TLS ports.
+      proxyProtocol: z.boolean().default(false),
       maxPacketBytes: positiveInt.default(65536),
       // Backpressure (see bridges/mqtt/guard.ts, docs/mqtt.md).
       outboundHighWaterBytes: positiveInt.default(1024 * 1024),

@@ -34,6 +34,7 @@ export function tcpOptions(config: Config, tls: SecureContext, admit: (address: 
     tlsHandshakeMs: config.limits.tlsHandshakeMs,
     shape: limitShapes(config).shape,
     admit,
+    proxyProtocol: xmpp.proxyProtocol,
   };
 }
 

@@ -8,6 +8,7 @@ import type { Logger } from "../log.js";
 import { StreamError } from "./errors.js";
 import { utf8Decoder } from "./utf8.js";
 import { listen } from "../listen.js";
+import { acceptProxied } from "../proxy-protocol.js";
 import { byteShaper, type Shape } from "../limits.js";
 import { XMLStreamReader, type StreamLimits } from "./xml-stream.js";
 import type { C2SStream } from "./c2s.js";
@@ -25,8 +26,10 @@ export interface TcpListenerOptions {
   shape?: Shape;
   /** Per-address connection rate: false closes the new connection at once. */
   admit?: (address: string) => boolean;
-  /** A STARTTLS handshake not finished in this time closes the socket. */
+  /** A STARTTLS handshake (and a PROXY header) not finished in this time closes the socket. */
   tlsHandshakeMs?: number;
+  /** Connections open with a load balancer's PROXY protocol header (src/proxy-protocol.ts). */
+  proxyProtocol?: boolean;
 }
 
 export interface Listener {
@@ -166,7 +169,8 @@ export async function listenTcp(options: TcpListenerOptions, createStream: (tran
     raw.on("close", onClose);
   }
 
-  const server = net.createServer(accept);
+  const refused = (address: string | undefined, reason: string) => log.info({ protocol: "xmpp", address, reason }, "PROXY protocol header refused; connection closed");
+  const server = net.createServer(options.proxyProtocol ? acceptProxied(accept, { timeoutMs: tlsHandshakeMs, refused }) : accept);
   const port = await listen(server, options.port, options.host, { port: "xmpp.port", host: "xmpp.host" });
   // After the bind: a failed bind is the ListenError above, reported once by the caller.
   server.on("error", (err) => log.error({ err }, "xmpp listener error"));

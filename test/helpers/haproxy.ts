@@ -27,6 +27,8 @@ export interface HaproxyFrontend {
   name: string;
   /** One server each; all of one frontend checked the same way (all numbers, or all with `readyz`). */
   backends: HaproxyBackend[];
+  /** Each connection to a server opens with a PROXY protocol v2 header naming the client (`send-proxy-v2`). */
+  sendProxy?: boolean;
 }
 
 /** One backend server as HAProxy sees it now (`show stat`). */
@@ -90,7 +92,7 @@ ${
 `
     : `    # The check is a TCP connect to the server's own port (mode tcp's default).
 `
-}${f.backends.map((b) => `    server ${serverName(portOf(b))} 127.0.0.1:${portOf(b)}${typeof b === "number" ? "" : ` check port ${b.readyz}`}`).join("\n")}
+}${f.backends.map((b) => `    server ${serverName(portOf(b))} 127.0.0.1:${portOf(b)}${typeof b === "number" ? "" : ` check port ${b.readyz}`}${f.sendProxy ? " send-proxy-v2" : ""}`).join("\n")}
 `;
   });
   return `global
