@@ -35,8 +35,36 @@ export function refreshKeepalive(client: Client): void {
   if (c._keepaliveInterval > 0) c._keepaliveTimer?.refresh();
 }
 
+/** The client registered with this id, if any. */
+export const clientById = (aedes: Aedes, clientId: string): Client | undefined => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId];
+
 /** Whether a connection with this client id is registered (a new one then takes over). */
-export const hasClient = (aedes: Aedes, clientId: string): boolean => Boolean((aedes as unknown as { clients: Record<string, Client> }).clients[clientId]);
+export const hasClient = (aedes: Aedes, clientId: string): boolean => Boolean(clientById(aedes, clientId));
+
+/** The part of an mqemitter that onClientElsewhere uses. */
+interface Emitter {
+  on(topic: string, listener: (packet: { topic: string; payload?: unknown }, done: () => void) => void, subscribed?: () => void): unknown;
+}
+
+/**
+ * aedes announces each client it registers on `$SYS/<broker id>/new/clients` (the
+ * payload is the client id), and every other broker sharing the emitter closes its own
+ * connection with that id (`closeSameClients`, subscribed in `listen()`). Subscribed on
+ * the emitter before aedes is created, `elsewhere` runs first, before that close, for
+ * every client registered by another broker. Resolves once subscribed.
+ */
+export function onClientElsewhere(mq: Emitter, brokerId: string, elsewhere: (clientId: string) => void): Promise<void> {
+  return new Promise((resolve) => {
+    mq.on(
+      "$SYS/+/new/clients",
+      (packet, done) => {
+        if (packet.topic.split("/")[1] !== brokerId) elsewhere(String(packet.payload));
+        done();
+      },
+      resolve,
+    );
+  });
+}
 
 type PublishAs = (packet: PublishPacket, client: Client, done: (err?: Error) => void) => void;
 

@@ -2,16 +2,18 @@
 // services log in with their accounts, the ACL keeps each device to its own topics
 // (topics.ts), telemetry goes to the ingest before its PUBACK, replies to the command
 // dispatcher, and devices' connections become their presence. Plugged into aedes
-// through its hooks; every touch of its internals is in aedes-adapter.ts.
+// through its hooks; every touch of its internals is in aedes-adapter.ts. On a node of
+// a cluster aedes runs on its own Redis engines (redis-adapter.ts, docs/mqtt.md).
+import { randomUUID } from "node:crypto";
 import type { Duplex } from "node:stream";
 import type { IncomingMessage } from "node:http";
-import { Aedes, type Client } from "aedes";
+import { Aedes, type AedesOptions, type Client } from "aedes";
 import type { Logger } from "../../src/log.js";
 import type { Login } from "../../src/auth/login.js";
-import { linkReporter, type DeviceLink } from "../../src/links/device-link.js";
+import { linkReporter, TAKEN_OVER, type DeviceLink } from "../../src/links/device-link.js";
 import type { Metrics } from "../../src/metrics.js";
 import { sampleJson } from "../../src/telemetry/sample.js";
-import { emitterOf, hasClient } from "./aedes-adapter.js";
+import { clientById, emitterOf, hasClient, onClientElsewhere } from "./aedes-adapter.js";
 import type { ClientStates } from "./clients.js";
 import { mqttConnections } from "./connections.js";
 import { GuardedConnection, type GuardVerdict } from "./guard.js";
@@ -20,6 +22,7 @@ import { openMqttListeners, type MqttListeners } from "./listeners.js";
 import { audience } from "./mqemitter-adapter.js";
 import type { MqttOptions } from "./options.js";
 import { memoryPersistence } from "./persistence-adapter.js";
+import { openRedisEngines, type RedisEngines } from "./redis-adapter.js";
 import { refusals as makeRefusals } from "./refusals.js";
 import { telemetryPath } from "./telemetry-path.js";
 import { commandTopic, telemetryTopic } from "./topics.js";
@@ -57,12 +60,34 @@ export async function createMqttLink(deps: { options: MqttOptions; login: Login;
   const connections = mqttConnections(reporter.emit);
   const refusals = makeRefusals({ publish: (topic, payload) => publish(topic, payload), counters, log });
   const keepaliveExpired = new WeakSet<Client>();
+  /** Connections closed by aedes because their client id connected on another node. */
+  const takenOver = new WeakSet<Client>();
   let shuttingDown = false;
   let listeners: MqttListeners | null = null;
 
-  const persistence = memoryPersistence();
+  // One node: aedes' in-memory persistence (with the shortcut) and emitter. A node of a
+  // cluster: aedes' Redis engines, and an id of its own among the brokers sharing them.
+  const { cluster } = options;
+  const engines: RedisEngines | null = cluster ? await openRedisEngines(cluster.redisUrl, `switchboard-${cluster.nodeId}-mqtt`, log) : null;
+  const local = engines ? null : memoryPersistence();
+  let current: Aedes | null = null;
+  let shared: Partial<AedesOptions> = { persistence: local };
+  if (cluster && engines) {
+    // Fresh per process start, as aedes' own default id is: aedes-persistence-redis keys
+    // queued messages by broker id and a counter that starts again at 1, so a node
+    // restarted under the same id would overwrite messages it queued before (and the
+    // other nodes, hearing its heartbeat again, would never publish the wills of the
+    // connections it held when it died).
+    const id = `switchboard-${cluster.nodeId}-${randomUUID().slice(0, 8)}`;
+    // Before aedes subscribes its own close of the same client id (aedes-adapter.ts).
+    await onClientElsewhere(engines.mq, id, (clientId) => {
+      const client = current && clientById(current, clientId);
+      if (client && !client.closed) takenOver.add(client);
+    });
+    shared = { id, mq: engines.mq, persistence: engines.persistence };
+  }
   const aedes: Aedes = await Aedes.createBroker({
-    persistence,
+    ...shared,
     // aedes disconnects past its own level limit; the ACL refuses deeper topics first
     // (MAX_TOPIC_LEVELS), with a report and the connection kept.
     maxTopicLevels: 100,
@@ -78,8 +103,20 @@ export async function createMqttLink(deps: { options: MqttOptions; login: Login;
     // (the guard hands aedes a connection's next read only when the last one is done).
     concurrency: 0,
     ...mqttHooks({ login: deps.login, states, connections, reports: reporter.emit, refusals, counters, serviceShape: options.serviceShape, takesOver: (id) => hasClient(aedes, id), log }),
+  }).catch(async (err: unknown) => {
+    await engines?.close(Promise.resolve(), Promise.resolve());
+    throw err;
   });
-  const tap = telemetryPath({ aedes, states, reports: reporter.emit, refusals, counters, reaches: audience(emitterOf(aedes), persistence.holdsSubscriptions) });
+  current = aedes;
+  /** aedes.close(), and on a node of a cluster the end of its Redis connections. */
+  const closeBroker = () => {
+    const clientsClosed = new Promise<void>((resolve) => aedes.once("closed", () => resolve()));
+    const closed = new Promise<void>((resolve) => aedes.close(() => resolve()));
+    return engines ? engines.close(clientsClosed, closed) : closed;
+  };
+  // On a node of a cluster the subscribers may be on other nodes: every accepted sample is published.
+  const reaches = local ? audience(emitterOf(aedes), local.holdsSubscriptions) : () => true;
+  const tap = telemetryPath({ aedes, states, reports: reporter.emit, refusals, counters, reaches });
 
   function publish(topic: string, payload: unknown, qos: 0 | 1 = 0): Promise<void> {
     return new Promise((resolve, reject) =>
@@ -95,7 +132,7 @@ export async function createMqttLink(deps: { options: MqttOptions; login: Login;
   aedes.on("clientDisconnect", (client) => {
     const account = states.get(client)?.account;
     if (account?.role !== "device") return;
-    const status = shuttingDown ? "broker shutdown" : keepaliveExpired.has(client) ? "keepalive timeout" : "disconnected";
+    const status = shuttingDown ? "broker shutdown" : takenOver.has(client) ? TAKEN_OVER : keepaliveExpired.has(client) ? "keepalive timeout" : "disconnected";
     connections.disconnected(account, client, status);
   });
   aedes.on("clientError", (client, err) => log.debug({ clientId: client?.id, err: err.message }, "mqtt client error"));
@@ -152,8 +189,8 @@ export async function createMqttLink(deps: { options: MqttOptions; login: Login;
       try {
         listeners = await openMqttListeners(options, accept, log);
       } catch (err) {
-        // aedes' timers would otherwise keep a process that failed to start alive.
-        await new Promise<void>((resolve) => aedes.close(() => resolve()));
+        // aedes' timers (and Redis connections) would otherwise keep a process that failed to start alive.
+        await closeBroker();
         throw err;
       }
       return link;
@@ -164,7 +201,7 @@ export async function createMqttLink(deps: { options: MqttOptions; login: Login;
       shuttingDown = true;
       const servers = listeners?.close();
       // aedes.close() ends every client; each one's clientDisconnect reports it offline.
-      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await closeBroker();
       await servers;
     },
   };

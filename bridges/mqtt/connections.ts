@@ -1,7 +1,9 @@
 // Which device is connected over MQTT, told to the core as online and offline: a
 // device that completes CONNECT is online; it is offline after DISCONNECT, keep-alive
 // expiry, socket loss or shutdown. A takeover by a newer connection with the same
-// client id (MQTT 3.1.1 §3.1.4) is not reported: watchers see no flap.
+// client id (MQTT 3.1.1 §3.1.4) is not reported: watchers see no flap. A takeover by a
+// connection on another node of a cluster is reported offline with the status TAKEN_OVER
+// (src/links/device-link.ts; the other node reports it online, possibly before this).
 import type { Account } from "../../src/registry/registry.js";
 import type { LinkReports } from "../../src/links/device-link.js";
 

@@ -18,6 +18,12 @@ export interface MqttOptions {
   shape: Shape;
   /** Read rate for service accounts once authenticated. */
   serviceShape: Shape;
+  /**
+   * A node of a cluster (docs/mqtt.md, "Several nodes"): aedes shares subscriptions,
+   * sessions, retained messages and wills with the other nodes through this Redis.
+   * Null on a single node: everything in this process's memory.
+   */
+  cluster: { nodeId: string; redisUrl: string } | null;
 }
 
 export function mqttOptions(config: Config, tls: MqttOptions["tls"]): MqttOptions {
@@ -32,5 +38,6 @@ export function mqttOptions(config: Config, tls: MqttOptions["tls"]): MqttOption
     tls,
     tlsHandshakeMs: config.limits.tlsHandshakeMs,
     ...limitShapes(config),
+    cluster: config.cluster ? { nodeId: config.cluster.nodeId, redisUrl: config.cluster.redis.url } : null,
   };
 }

@@ -23,6 +23,14 @@ import type { Logger } from "../log.js";
 import { KEY, type BusMessage, type ClusterBus } from "./bus.js";
 import type { NodeWatch } from "./nodes.js";
 
+// KEYS: the node's liveness key, its sessions hash, the node set; ARGV: the node id.
+// Only if the node has not come back in the meantime (it rewrites its hash at once).
+const FORGET_NODE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
+return 1`;
+
 /** A session as its node keeps it in Redis. */
 interface Announced {
   s: string;
@@ -111,8 +119,12 @@ export function syncSessions(deps: {
   /** Each other node's sessions here, by session id, under the epoch they came from. */
   const nodes = new Map<string, { epoch: string; sessions: Map<string, Session>; boundAt: WeakMap<Session, number> }>();
   const lastStatus = new WeakMap<Session, string>();
+  /** Each copy's presence as its node last announced it (compared when a hash is read again). */
+  const announcedPresence = new WeakMap<Session, string | null>();
   /** Messages held while a node's hash is read, replayed after it. */
   let held: BusMessage[] | null = null;
+  /** Node → epoch of hashes to read once the reading under way is done. */
+  const again = new Map<string, string>();
 
   function of(node: string, epoch: string) {
     let entry = nodes.get(node);
@@ -171,6 +183,7 @@ export function syncSessions(deps: {
   }
 
   function presenceOf(session: Session, x: string | null, status?: string, handedOver = false): void {
+    announcedPresence.set(session, x);
     if (x === null) {
       if (status) lastStatus.set(session, status);
       if (session.presence) presence.mirror(session, null, status, handedOver);
@@ -230,7 +243,7 @@ export function syncSessions(deps: {
       if (session) gone(m.n, session, Number(m.at) || Date.now());
     },
     sync(m) {
-      void readNodes([m.n]).catch((err: Error) => log.warn({ node: m.n, err: err.message }, "cluster: could not read a node's sessions"));
+      void readNodes(new Map([[m.n, m.e]])).catch((err: Error) => log.warn({ node: m.n, err: err.message }, "cluster: could not read a node's sessions"));
     },
     // A node started: heard() above already dropped what its former process held.
     h() {},
@@ -282,23 +295,25 @@ export function syncSessions(deps: {
     const reaper = [...watch.live().keys()].find((n) => n !== node) === bus.nodeId;
     log.warn({ node, sessions: entry.sessions.size }, alive ? "cluster: node restarted; its former sessions are gone" : "cluster: node lost; its sessions are unavailable");
     drop(node, "connection lost", reaper);
-    if (reaper && !alive) bus.redis.multi().del(KEY.sessions(node)).srem(KEY.nodes, node).exec().catch(() => {});
+    if (reaper && !alive) bus.redis.eval(FORGET_NODE, 3, KEY.alive(node), KEY.sessions(node), KEY.nodes, node).catch(() => {});
   });
 
   /** Brings the copies of these nodes' sessions in line with their hashes; other nodes' messages wait meanwhile. */
-  async function readNodes(list: string[]): Promise<void> {
-    if (held) return; // a reading is under way; it reads every live node
+  async function readNodes(list: ReadonlyMap<string, string>): Promise<void> {
+    // A reading under way may have read these hashes before they were rewritten: read them after it.
+    if (held) return void list.forEach((epoch, node) => again.set(node, epoch));
     held = [];
     try {
-      for (const node of list) {
-        const info = watch.live().get(node);
-        if (!info || node === bus.nodeId) continue;
-        readHash(node, info.epoch, await bus.redis.hgetall(KEY.sessions(node)));
-      }
+      for (const [node, epoch] of list) if (node !== bus.nodeId) readHash(node, epoch, await bus.redis.hgetall(KEY.sessions(node)));
     } finally {
       const replay = held;
       held = null;
       for (const m of replay) apply[m.t]?.(m);
+    }
+    if (again.size) {
+      const next = new Map(again);
+      again.clear();
+      await readNodes(next);
     }
   }
 
@@ -317,13 +332,13 @@ export function syncSessions(deps: {
     const m = { t: "b", n: node, e: epoch };
     for (const [full, a] of listed.values()) {
       const session = bound(m, a, full);
-      if (session && (session.presence?.toString() ?? null) !== a.x) presenceOf(session, a.x);
+      if (session && (announcedPresence.get(session) ?? null) !== a.x) presenceOf(session, a.x);
     }
   }
 
   async function catchUp(): Promise<void> {
     await watch.tick();
-    await readNodes([...watch.live().keys()]);
+    await readNodes(new Map([...watch.live()].map(([node, info]) => [node, info.epoch])));
   }
 
   // Back after an outage: the others may have missed what this node announced, and it

@@ -54,14 +54,18 @@ export function watchNodes(deps: { bus: ClusterBus; heartbeatMs: number; nodeTim
     const info: NodeInfo = { node: bus.nodeId, epoch: bus.epoch, startedAt, at: Date.now(), ...deps.counts() };
     await bus.redis.multi().set(KEY.alive(bus.nodeId), JSON.stringify(info), "PX", nodeTimeoutMs).sadd(KEY.nodes, bus.nodeId).exec();
     const now = await liveNodes(bus.redis);
+    live = now;
+    // Redis just came back (empty, if it restarted): the others' liveness keys are
+    // written again at their next heartbeat. Until nodeTimeoutMs has passed, only a new
+    // epoch says a node is gone; a missing key does not.
+    const settling = Date.now() - upAt < nodeTimeoutMs;
     for (const [node, epoch] of [...known]) {
       const is = now.get(node);
-      if (is?.epoch === epoch) continue;
+      if (is?.epoch === epoch || (!is && settling)) continue;
       known.delete(node);
       for (const listener of lostListeners) listener(node, epoch);
     }
     for (const [node, info] of now) if (node !== bus.nodeId) known.set(node, info.epoch);
-    live = now;
   }
 
   function tick(): Promise<void> {
@@ -73,6 +77,8 @@ export function watchNodes(deps: { bus: ClusterBus; heartbeatMs: number; nodeTim
     return running;
   }
 
+  let upAt = 0;
+  bus.onUp(() => (upAt = Date.now()));
   const timer = setInterval(() => void tick(), heartbeatMs);
   timer.unref();
   return {

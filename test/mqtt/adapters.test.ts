@@ -2,18 +2,24 @@
 // checked against the installed versions: this fails when an upgrade changes any of
 // them, before the broker silently takes a slower path or a wrong one.
 import t from "tap";
+import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import { Duplex, PassThrough } from "node:stream";
 import { Aedes } from "aedes";
+import { Redis } from "ioredis";
+import mqemitter from "mqemitter";
+import mqemitterRedis from "mqemitter-redis";
+import redisPersistence from "aedes-persistence-redis";
 import { connectPacket, publishPacket } from "../helpers/mqtt-bytes.js";
-import { clientOf, emitterOf, hasClient, idleBeside, publishAs, refreshKeepalive } from "../../bridges/mqtt/aedes-adapter.js";
+import { clientById, clientOf, emitterOf, hasClient, idleBeside, onClientElsewhere, publishAs, refreshKeepalive } from "../../bridges/mqtt/aedes-adapter.js";
 import { audience } from "../../bridges/mqtt/mqemitter-adapter.js";
 import { memoryPersistence } from "../../bridges/mqtt/persistence-adapter.js";
+import { onEmitterError } from "../../bridges/mqtt/redis-adapter.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { dependencies: Record<string, string> };
 
 t.test("the adapted packages are pinned exactly, and installed at those versions", async (t) => {
-  for (const name of ["aedes", "aedes-persistence", "mqemitter", "mqtt-packet"]) {
+  for (const name of ["aedes", "aedes-persistence", "mqemitter", "mqtt-packet", "mqemitter-redis", "aedes-persistence-redis"]) {
     const pinned = pkg.dependencies[name];
     t.match(pinned, /^\d+\.\d+\.\d+(-[\w.]+)?$/, `${name} is pinned exactly (${pinned})`);
     const installed = JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), "utf8")) as { version: string };
@@ -97,4 +103,58 @@ t.test("aedes-persistence: the methods the shortcut wraps", async (t) => {
   t.notOk(persistence.holdsSubscriptions(), "none stored");
   const counted = await (persistence.countOffline as () => Promise<{ subsCount: number }>)();
   t.equal(counted.subsCount, 0, "countOffline answers as a promise with subsCount");
+});
+
+t.test("aedes: a client id registered by another broker on the emitter, seen before aedes closes its own", async (t) => {
+  // Two brokers sharing one emitter, as the nodes of a cluster share mqemitter-redis.
+  const mq = mqemitter({ concurrency: 0, matchEmptyLevels: true });
+  const seen: Array<{ clientId: string; registered: boolean; closed: boolean }> = [];
+  let a: Aedes | null = null;
+  await onClientElsewhere(mq, "node-a", (clientId) => {
+    const client = a && clientById(a, clientId);
+    seen.push({ clientId, registered: Boolean(client), closed: Boolean(client?.closed) });
+  });
+  a = await Aedes.createBroker({ id: "node-a", mq });
+  const b = await Aedes.createBroker({ id: "node-b", mq });
+  t.teardown(() => new Promise<void>((r) => b.close(() => a!.close(() => r()))));
+  t.equal(a.id, "node-a", "aedes takes the id given");
+
+  const onA = inMemoryClient(a);
+  onA.send(connectPacket({ clientId: "pin-2" }));
+  await until(() => hasClient(a!, "pin-2"), "registered on a");
+  const clientOnA = clientById(a, "pin-2")!;
+  t.same(seen, [], "a's own clients are not reported");
+  const onB = inMemoryClient(b);
+  onB.send(connectPacket({ clientId: "pin-2" }));
+  await until(() => clientOnA.closed, "aedes on a closes its connection with the id registered on b ($SYS/<id>/new/clients, closeSameClients)");
+  t.same(seen, [{ clientId: "pin-2", registered: true, closed: false }], "seen once, while a still held it open");
+  t.notOk(hasClient(a, "pin-2"), "and no longer registered on a");
+  t.ok(hasClient(b, "pin-2"), "registered on b");
+});
+
+t.test("mqemitter-redis: given connections, and their errors on the private `state` emitter", async (t) => {
+  // Never connected: nothing here needs a Redis.
+  const sub = new Redis({ lazyConnect: true });
+  const pub = new Redis({ lazyConnect: true });
+  t.teardown(() => (sub.disconnect(), pub.disconnect()));
+  const mq = mqemitterRedis({ subConn: sub, pubConn: pub });
+  t.equal((mq as unknown as { subConn: unknown }).subConn, sub, "subConn is used, not a connection of its own");
+  t.equal((mq as unknown as { pubConn: unknown }).pubConn, pub, "pubConn too");
+  t.ok((mq as unknown as { state: unknown }).state instanceof EventEmitter, "mq.state is an EventEmitter");
+  t.throws(() => sub.emit("error", new Error("unheard")), { message: "unheard" }, "with no listener on state, a connection error throws");
+  const heard: string[] = [];
+  t.ok(onEmitterError(mq, (err) => void heard.push(err.message)), "the listener is added");
+  sub.emit("error", new Error("lost sub"));
+  pub.emit("error", new Error("lost pub"));
+  t.same(heard, ["lost sub", "lost pub"], "both connections' errors arrive there");
+  t.equal(typeof mq.close, "function", "close, which the adapter wraps");
+});
+
+t.test("aedes-persistence-redis: an async setup, the methods aedes calls, nothing sent before setup", async (t) => {
+  const conn = new Redis({ lazyConnect: true });
+  t.teardown(() => conn.disconnect());
+  const persistence = redisPersistence({ conn }) as unknown as Record<string, unknown> & { asyncPersistence?: unknown };
+  t.equal((persistence.setup as () => unknown).constructor.name, "AsyncFunction", "setup is an async function (aedes 1.x requires it)");
+  for (const name of ["destroy", "cleanIncoming", "subscriptionsByTopic", "outgoingEnqueueCombi", "putWill", "streamWill"]) t.equal(typeof persistence[name], "function", name);
+  t.equal(conn.status, "wait", "nothing sent before setup");
 });
