@@ -107,7 +107,9 @@ export function acceptProxied(accept: (socket: net.Socket) => void, opts: { time
       const rest = held.subarray(result.header);
       if (rest.length) socket.unshift(rest);
       accept(socket);
-      socket.resume();
+      // A reader of 'data' (XMPP, aedes) gets the stream flowing again; TLS started on the
+      // socket reads what is buffered itself, and data flowing past it would be lost.
+      if (socket.listenerCount("data") > 0) socket.resume();
     };
     // A connection that closes before its header (a TCP health check) is no refusal.
     const gone = () => clearTimeout(timer);

@@ -5,7 +5,19 @@ import tls from "node:tls";
 import type { Logger } from "../../src/log.js";
 import { listen } from "../../src/listen.js";
 import { TLS_SETTINGS } from "../../src/tls.js";
+import { acceptProxied } from "../../src/proxy-protocol.js";
 import type { MqttOptions } from "./options.js";
+
+/** TLS on a socket whose PROXY header was read (what followed it is the ClientHello); its remoteAddress is the client's. */
+function tlsAfterHeader(raw: net.Socket, secureContext: tls.SecureContext, handshakeMs: number, failed: (err: Error, socket: net.Socket) => void): tls.TLSSocket {
+  const socket = new tls.TLSSocket(raw, { isServer: true, secureContext });
+  Object.defineProperty(socket, "remoteAddress", { value: raw.remoteAddress, configurable: true });
+  const timer = setTimeout(() => failed(new Error("TLS handshake timeout"), socket), handshakeMs);
+  socket.once("secure", () => clearTimeout(timer));
+  socket.once("close", () => clearTimeout(timer));
+  socket.on("error", (err) => (clearTimeout(timer), failed(err, socket)));
+  return socket;
+}
 
 export interface MqttListeners {
   readonly ports: { mqtt: number; mqttTls: number | null };
@@ -17,16 +29,27 @@ export async function openMqttListeners(options: MqttOptions, accept: (socket: n
   // TCP_NODELAY, as on the XMPP side (and EMQX's default): with Nagle's algorithm a
   // command published while a previous packet is unacknowledged waits for the
   // client's delayed ACK, up to 40 ms on Linux.
-  const tcp = net.createServer({ noDelay: true }, accept);
-  // handshakeTimeout: a socket that sends no ClientHello (or stalls mid-handshake) is
-  // closed, not held open with its file descriptor (Node's default waits 120 s).
-  const secure =
-    options.tlsPort === null ? null : tls.createServer({ cert: options.tls.cert, key: options.tls.key, ...TLS_SETTINGS, handshakeTimeout: options.tlsHandshakeMs, noDelay: true }, accept);
-  // With a listener here Node leaves the socket open (the handshake timeout included): closed here.
-  secure?.on("tlsClientError", (err, socket) => {
+  const refused = (address: string | undefined, reason: string) => log.info({ protocol: "mqtt", address, reason }, "PROXY protocol header refused; connection closed");
+  const proxied = (handler: (socket: net.Socket) => void) => acceptProxied(handler, { timeoutMs: options.tlsHandshakeMs, refused });
+  const tcp = net.createServer({ noDelay: true }, options.proxyProtocol ? proxied(accept) : accept);
+  const tlsOptions = { cert: options.tls.cert, key: options.tls.key, ...TLS_SETTINGS };
+  const handshakeFailed = (err: Error, socket: net.Socket) => {
     log.debug({ err: err.message }, "mqtt TLS handshake failed");
     socket.destroy();
-  });
+  };
+  let secure: net.Server | null = null;
+  if (options.tlsPort !== null && options.proxyProtocol) {
+    // The header comes before the ClientHello: TLS starts on the socket once it is read.
+    const context = tls.createSecureContext(tlsOptions);
+    secure = net.createServer({ noDelay: true }, proxied((raw) => accept(tlsAfterHeader(raw, context, options.tlsHandshakeMs, handshakeFailed))));
+  } else if (options.tlsPort !== null) {
+    // handshakeTimeout: a socket that sends no ClientHello (or stalls mid-handshake) is
+    // closed, not held open with its file descriptor (Node's default waits 120 s).
+    const server = tls.createServer({ ...tlsOptions, handshakeTimeout: options.tlsHandshakeMs, noDelay: true }, accept);
+    // With a listener here Node leaves the socket open (the handshake timeout included): closed here.
+    server.on("tlsClientError", handshakeFailed);
+    secure = server;
+  }
   const closed = (s: net.Server | null) => (s?.listening ? new Promise<void>((resolve) => s.close(() => resolve())) : Promise.resolve());
   try {
     const mqtt = await listen(tcp, options.port, options.host, { port: "mqtt.port", host: "mqtt.host" });

@@ -13,8 +13,10 @@ export interface MqttOptions {
   slowConsumerTimeoutMs: number;
   /** PEM certificate and key (the XMPP ones). */
   tls: { cert: string; key: string };
-  /** A TLS handshake not finished in this time closes the socket. */
+  /** A TLS handshake (or a PROXY header) not finished in this time closes the socket. */
   tlsHandshakeMs: number;
+  /** Connections open with a load balancer's PROXY protocol header (src/proxy-protocol.ts). */
+  proxyProtocol: boolean;
   shape: Shape;
   /** Read rate for service accounts once authenticated. */
   serviceShape: Shape;
@@ -37,6 +39,7 @@ export function mqttOptions(config: Config, tls: MqttOptions["tls"]): MqttOption
     slowConsumerTimeoutMs: mqtt.slowConsumerTimeoutMs,
     tls,
     tlsHandshakeMs: config.limits.tlsHandshakeMs,
+    proxyProtocol: mqtt.proxyProtocol,
     ...limitShapes(config),
     cluster: config.cluster ? { nodeId: config.cluster.nodeId, redisUrl: config.cluster.redis.url } : null,
   };

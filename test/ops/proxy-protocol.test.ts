@@ -1,11 +1,14 @@
 // The PROXY protocol behind a load balancer (src/proxy-protocol.ts, docs/cluster.md):
-// a real HAProxy with send-proxy-v2 in front of a broker with xmpp.proxyProtocol. The
+// a real HAProxy with send-proxy-v2 in front of a broker with xmpp.proxyProtocol and
+// mqtt.proxyProtocol (its TCP and TLS ports). The
 // broker sees each client's own address, so a guesser behind the balancer is banned
 // alone and everyone else behind it still logs in; a connection that skips the
 // balancer (no header, a forged or broken one) is closed. Plus the parser on its own:
 // versions 1 and 2, LOCAL, partial headers and bad input.
 import t from "tap";
 import net from "node:net";
+import tls from "node:tls";
+import { connectPacket } from "../helpers/mqtt-bytes.js";
 import { parseProxyHeader, ProxyHeaderError } from "../../src/proxy-protocol.js";
 import { startTestBroker } from "../helpers/broker.js";
 import { startHaproxy } from "../helpers/haproxy.js";
@@ -44,11 +47,42 @@ t.test("bad input: each refused with an error that says what was wrong", async (
   for (const [what, bytes, error] of cases) t.throws(() => parseProxyHeader(bytes), { constructor: ProxyHeaderError, message: error }, what);
 });
 
-const broker = await startTestBroker({ xmpp: { proxyProtocol: true, requireTls: false }, auth: { maxFailures: 3, maxAccountFailures: 100, banMs: 60_000 }, limits: { tlsHandshakeMs: 2000 } }, [{ name: "op1", role: "operator", password: "op pw" }]);
+const broker = await startTestBroker({ xmpp: { proxyProtocol: true, requireTls: false }, mqtt: { proxyProtocol: true }, auth: { maxFailures: 3, maxAccountFailures: 100, banMs: 60_000 }, limits: { tlsHandshakeMs: 2000 } }, [
+  { name: "op1", role: "operator", password: "op pw" },
+  { name: "dev1", role: "device", type: "thermostat", password: "dev pw" },
+]);
 t.teardown(() => broker.close());
-const haproxy = await startHaproxy([{ name: "xmpp", backends: [{ port: broker.ports.xmpp, readyz: broker.ports.http }], sendProxy: true }]);
+const backend = (port: number) => [{ port, readyz: broker.ports.http }];
+const haproxy = await startHaproxy([
+  { name: "xmpp", backends: backend(broker.ports.xmpp), sendProxy: true },
+  { name: "mqtt", backends: backend(broker.ports.mqtt), sendProxy: true },
+  { name: "mqtts", backends: backend(broker.ports.mqttTls!), sendProxy: true },
+]);
 t.teardown(() => haproxy.close());
-await haproxy.waitServer("xmpp", broker.ports.xmpp, "UP");
+for (const [name, port] of [["xmpp", broker.ports.xmpp], ["mqtt", broker.ports.mqtt], ["mqtts", broker.ports.mqttTls!]] as const) await haproxy.waitServer(name, port, "UP");
+
+/** One MQTT CONNECT as dev1 through HAProxy from `from`, over TLS when `secure`: the CONNACK return code. */
+function mqttLogin(from: string, password: string, secure = false): Promise<number | string> {
+  return new Promise((resolve) => {
+    const port = secure ? haproxy.ports.mqtts! : haproxy.ports.mqtt!;
+    const tcp = net.connect({ port, host: "127.0.0.1", localAddress: from });
+    const socket: net.Socket = secure ? tls.connect({ socket: tcp, rejectUnauthorized: false }) : tcp;
+    const timer = setTimeout(() => finish("no CONNACK"), 5000);
+    let got = Buffer.alloc(0);
+    function finish(result: number | string): void {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(result);
+    }
+    socket.once(secure ? "secureConnect" : "connect", () => socket.write(connectPacket({ clientId: "dev1", username: "dev1", password })));
+    socket.on("data", (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= 4 && got[0] === 0x20) finish(got[3]!);
+    });
+    socket.on("error", (err) => finish(err.message));
+    socket.on("close", () => finish("closed"));
+  });
+}
 
 /** A SASL PLAIN login through HAProxy from `from` (another 127.x address): the SASL answer. */
 async function login(from: string, password: string): Promise<string> {
@@ -70,9 +104,19 @@ t.test("through HAProxy (send-proxy-v2): the broker sees each client's address; 
   t.notOk(broker.logs.some((l) => /"msg":"login banned"/.test(l) && /"address":"127\.0\.0\.1"/.test(l)), "the balancer's address is never banned");
 });
 
+t.test("MQTT through HAProxy, plain and TLS: each client's own address; a guesser banned alone", async (t) => {
+  for (let i = 0; i < 3; i++) t.equal(await mqttLogin("127.0.22.1", `guess ${i}`), 4, `guess ${i + 1} from 127.0.22.1: bad user name or password`);
+  t.equal(await mqttLogin("127.0.22.1", "dev pw"), 5, "then 127.0.22.1 is banned (not authorized)");
+  t.equal(await mqttLogin("127.0.22.2", "dev pw"), 0, "another client behind the balancer is accepted");
+  t.equal(await mqttLogin("127.0.22.3", "dev pw", true), 0, "and over TLS, the handshake after the header");
+  for (let i = 0; i < 3; i++) await mqttLogin("127.0.22.4", `tls guess ${i}`, true);
+  t.equal(await mqttLogin("127.0.22.4", "dev pw", true), 5, "a guesser over TLS is banned by its own address");
+  t.equal(await mqttLogin("127.0.22.5", "dev pw", true), 0, "and only it");
+});
+
 t.test("a connection that skips the balancer is closed: no header, a broken one, or none in time", async (t) => {
-  const direct = async (bytes: Buffer | null) => {
-    const socket = net.connect(broker.ports.xmpp, "127.0.0.1");
+  const direct = async (bytes: Buffer | null, port = broker.ports.xmpp) => {
+    const socket = net.connect(port, "127.0.0.1");
     socket.on("error", () => {});
     await new Promise((resolve) => socket.once("connect", resolve));
     if (bytes) socket.write(bytes);
@@ -83,6 +127,8 @@ t.test("a connection that skips the balancer is closed: no header, a broken one,
   };
   t.equal(await direct(Buffer.from("<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>")), "", "a plain XMPP stream: closed with nothing said");
   t.equal(await direct(Buffer.from("PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3 4 5\r\n")), "", "a broken v1 line");
+  t.equal(await direct(connectPacket({ clientId: "direct", username: "dev1", password: "dev pw" }), broker.ports.mqtt), "", "an MQTT CONNECT straight to the node: no CONNACK");
+  t.equal(await direct(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 1, 0, 0, 1, 0]), broker.ports.mqttTls!), "", "a ClientHello straight to the TLS port");
   const started = Date.now();
   await direct(null);
   t.ok(Date.now() - started >= 1900, `silent: closed after limits.tlsHandshakeMs, 2 s here (${Date.now() - started} ms)`);
