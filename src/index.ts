@@ -37,6 +37,7 @@ import { openBus } from "./cluster/bus.js";
 import { watchNodes } from "./cluster/nodes.js";
 import { announceNode, clusterSessionTable, syncSessions } from "./cluster/directory.js";
 import { peerLink } from "./cluster/peer-link.js";
+import { sharedSubscriptions } from "./cluster/subscriptions.js";
 import { clusterMetrics, clusterReadiness } from "./cluster/health.js";
 import { iqCaller } from "./xmpp/iq-caller.js";
 import { xmppDeviceLink } from "./xmpp/device-link.js";
@@ -130,7 +131,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   // XMPP features
   const audit = commandAudit({ log, metrics });
   const commands = adhocModule({ router, registry, agent, disco, dispatcher, deviceType, defaultTimeoutMs: config.commands.timeoutMs, audit, log });
-  pubsubModule({ router, registry, ingest, link: xmppDevices, disco, log });
+  pubsubModule({ router, registry, ingest, link: xmppDevices, disco, log, subscriptions: bus ? await sharedSubscriptions(bus) : undefined });
   sensorDataModule({ router, registry, agent, ingest, store, deviceType });
   controlModule({ router, registry, agent, commands, deviceType });
   hostCommandsModule({ router, disco });

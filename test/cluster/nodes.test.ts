@@ -178,6 +178,35 @@ t.test("live telemetry: a sample accepted on node a reaches XMPP subscribers on 
   await dev.endAsync();
 });
 
+t.test("pubsub subscriptions are shared: a bare-JID subscription made on b notifies the account's resources on a and c once each", async (t) => {
+  const onA = await RawClient.connect(a.ports.xmpp);
+  const onC = await RawClient.connect(c.ports.xmpp);
+  const onB = await RawClient.connect(b.ports.xmpp);
+  t.teardown(() => (onA.close(), onC.close(), onB.close()));
+  await onA.login("op2", pw("op2"), { resource: "pa" });
+  await onC.login("op2", pw("op2"), { resource: "pc" });
+  await onB.login("op2", pw("op2"), { resource: "pb-sub" });
+  for (const r of [onA, onC]) r.send("<presence/>");
+  await waitFor(() => Boolean(a.xmpp.sessions.get("op2@localhost/pc")?.presence && c.xmpp.sessions.get("op2@localhost/pa")?.presence), 5000, "both resources known everywhere");
+  // Subscribed from node b (the subscribing resource sends no presence: it gets nothing itself).
+  onB.send("<iq type='set' id='ps1' to='pubsub.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='telemetry/dev2' jid='op2@localhost'/></pubsub></iq>");
+  t.match((await onB.expect(/<iq[^>]*id="ps1".*?<\/iq>/s))[0], /subscription="subscribed"/);
+  await sleep(200);
+  const dev = await mqttDevice(a, "dev2");
+  t.teardown(() => dev.endAsync());
+  await dev.publishAsync("devices/dev2/telemetry", JSON.stringify({ temperature: 19.25, humidity: 40 }), { qos: 1 });
+  for (const [name, r] of [["a", onA], ["c", onC]] as const) t.match((await r.expect(/<message[^>]*from="pubsub.localhost".*?<\/message>/s, 5000))[0], /19\.25/, `the resource on node ${name} notified`);
+  await sleep(500);
+  for (const [name, r] of [["a", onA], ["c", onC]] as const) t.notMatch(r.buffer, /19\.25/, `once on node ${name}`);
+  // Unsubscribed from node c: gone everywhere.
+  onC.send("<iq type='set' id='ps2' to='pubsub.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><unsubscribe node='telemetry/dev2' jid='op2@localhost'/></pubsub></iq>");
+  t.match((await onC.expect(/<iq[^>]*id="ps2"[^>]*>/))[0], /type="result"/);
+  await sleep(200);
+  await dev.publishAsync("devices/dev2/telemetry", JSON.stringify({ temperature: 19.75, humidity: 40 }), { qos: 1 });
+  await sleep(800);
+  for (const r of [onA, onC]) t.notMatch(r.log, /19\.75/, "no notification after the unsubscribe");
+});
+
 t.test("the same full JID bound on another node ends the first with <conflict/> (RFC 6120 §7.7.2.2)", async (t) => {
   const first = await RawClient.connect(a.ports.xmpp);
   await first.login("op2", pw("op2"), { resource: "same" });

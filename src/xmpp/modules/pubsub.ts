@@ -124,7 +124,8 @@ export function pubsubModule(deps: {
       // A full-JID subscription whose resource is gone is dropped (no one to deliver to, ever).
       if (jid.includes("/") && !targets[0]) subscriptions.remove(node, jid);
       for (const session of targets) {
-        if (!session) continue;
+        // A session of another node is notified by its node, which hears every sample too.
+        if (!session || session.node !== undefined) continue;
         message.attrs.to = session.full;
         session.send(message);
       }
