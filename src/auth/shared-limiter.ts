@@ -79,12 +79,13 @@ export async function shareFailures(local: FailureLimiter, opts: SharedLimiterOp
   await subscriber.subscribe(CHANNEL).then(catchUp, lost);
   redis.on("ready", catchUp);
 
-  function count(scope: BanScope, key: string, limit: number): void {
+  /** `loggedHere`: this node's own limiter started the same ban with this failure and logged it: one line per ban. */
+  function count(scope: BanScope, key: string, limit: number, loggedHere: boolean): void {
     const at = now();
     const message = JSON.stringify({ scope, key, until: at + opts.banMs });
     redis.eval(COUNT_FAILURE, 2, `${prefix(scope)}fail:${key}`, `${prefix(scope)}ban:${key}`, limit, opts.windowMs, opts.banMs, at, message).then(
       (failures) => {
-        if (Number(failures) > 0) opts.log.warn({ scope, [scope]: key, failures, until: new Date(at + opts.banMs).toISOString(), cluster: true }, "login banned");
+        if (Number(failures) > 0 && !loggedHere) opts.log.warn({ scope, [scope]: key, failures, until: new Date(at + opts.banMs).toISOString(), cluster: true }, "login banned");
       },
       lost,
     );
@@ -93,9 +94,11 @@ export async function shareFailures(local: FailureLimiter, opts: SharedLimiterOp
   return {
     banned: (address, account) => local.banned(address, account),
     failed(address, account) {
+      const started = (scope: BanScope) => local.bansStarted.get(scope) ?? 0;
+      const before = { address: started("address"), account: started("account") };
       local.failed(address, account);
-      count("address", addressKey(address), opts.maxFailures);
-      count("account", account, opts.maxAccountFailures);
+      count("address", addressKey(address), opts.maxFailures, started("address") > before.address);
+      count("account", account, opts.maxAccountFailures, started("account") > before.account);
     },
     impose: (scope, key, until) => local.impose(scope, key, until),
     turn: (address, account) => local.turn(address, account),

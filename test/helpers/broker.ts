@@ -1,5 +1,8 @@
 // Starts a real broker in this process on 127.0.0.1, port 0, in a temp data dir,
-// with accounts provisioned through the same code the CLI uses.
+// with accounts provisioned through the same code the CLI uses. With SB_TEST_CLUSTER
+// set (test/cluster/as-node-*.test.ts) a broker whose test names no store and no
+// cluster is a node of a cluster instead, on PostgreSQL, Redis and InfluxDB started
+// once for the test file: the same test, run against a cluster node.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +13,27 @@ import { startBroker, type Broker } from "../../src/index.js";
 import { addAccount } from "../../src/provision.js";
 import type { Role } from "../../src/registry/registry.js";
 import type { DeviceType } from "../../devices/index.js";
+import t from "tap";
+import { startClusterEngines, type ClusterEngines } from "./cluster-engines.js";
+import { startRedis } from "./redis.js";
+
+let engines: Promise<ClusterEngines> | undefined;
+let nodes = 0;
+
+/**
+ * A node's `cluster` and `tsdb` when SB_TEST_CLUSTER is set and the test chose neither.
+ * Each broker gets a Redis of its own: brokers of one file with different settings
+ * (a stricter ban limit, say) are separate clusters, not nodes of one.
+ */
+async function asClusterNode(overrides: Record<string, unknown>): Promise<Record<string, unknown>> {
+  if (!process.env.SB_TEST_CLUSTER || "cluster" in overrides || "tsdb" in overrides) return {};
+  engines ??= startClusterEngines();
+  const shared = await engines;
+  const redis = await startRedis();
+  t.teardown(() => redis.close());
+  const node = shared.config(`node-${++nodes}`);
+  return { ...node, cluster: { ...node.cluster, redis: { url: redis.url } } };
+}
 
 export interface TestAccount {
   name: string;
@@ -31,6 +55,7 @@ export async function startTestBroker(overrides: Record<string, unknown> = {}, a
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "sb-test-"));
   const { xmpp, http, mqtt, ...rest } = overrides as Record<string, Record<string, unknown> | undefined>;
   const config = parseConfig({
+    ...(await asClusterNode(overrides)),
     dataDir,
     xmpp: { host: "127.0.0.1", port: 0, ...xmpp },
     mqtt: { host: "127.0.0.1", port: 0, tlsPort: 0, ...mqtt },
