@@ -34,7 +34,7 @@ import { c2sOptions, tcpOptions, webSocketOptions } from "./xmpp/options.js";
 import { listenTcp } from "./xmpp/tcp.js";
 import { xmppWebSocket } from "./xmpp/websocket.js";
 import { openBus } from "./cluster/bus.js";
-import { watchNodes } from "./cluster/nodes.js";
+import { devicesOnline, watchNodes } from "./cluster/nodes.js";
 import { announceNode, clusterSessionTable, syncSessions } from "./cluster/directory.js";
 import { peerLink } from "./cluster/peer-link.js";
 import { sharedSubscriptions } from "./cluster/subscriptions.js";
@@ -119,7 +119,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const xmppDevices = xmppDeviceLink({ router, presence, registry, iq: iqCaller(router), deviceType });
   const own = [mqtt, ...bridges, xmppDevices];
   // The other nodes, as one more link: commands to their devices, samples for their subscribers.
-  const watch = bus && table && watchNodes({ bus, ...config.cluster!, counts: () => ({ sessions: table.size, devices: mqtt.aedes.connectedClients }), onError: errorLogger(log, "cluster heartbeat failed; retried") });
+  const watch = bus && table && watchNodes({ bus, ...config.cluster!, counts: () => ({ sessions: table.size, devices: devicesOnline(table) }), onError: errorLogger(log, "cluster heartbeat failed; retried") });
   const peer = bus && watch ? peerLink({ bus, watch, sessions: router.sessions, domain: config.domain, registry, links: own }) : null;
   const links = peer ? [...own, peer] : own;
   const ingest = createIngest({ registry, deviceType, spool, links, afterAppend: drainer.kick });

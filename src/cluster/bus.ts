@@ -46,7 +46,7 @@ export interface ClusterBus {
   /** Redis is reachable again after an outage (and subscribed again). */
   onUp(listener: () => void): void;
   onDown(listener: () => void): void;
-  readonly counters: { published: number; received: number; lost: number; publishedBytes: number };
+  readonly counters: { published: number; received: number; lost: number; refused: number; publishedBytes: number };
   close(): Promise<void>;
 }
 
@@ -61,7 +61,7 @@ export async function openBus(opts: { url: string; nodeId: string; log: Pick<Log
   const handlers = new Map<string, (message: BusMessage) => void>();
   const ups: Array<() => void> = [];
   const downs: Array<() => void> = [];
-  const counters = { published: 0, received: 0, lost: 0, publishedBytes: 0 };
+  const counters = { published: 0, received: 0, lost: 0, refused: 0, publishedBytes: 0 };
   let up = false;
   let closing = false;
 
@@ -90,13 +90,22 @@ export async function openBus(opts: { url: string; nodeId: string; log: Pick<Log
     let message: BusMessage;
     try {
       message = JSON.parse(raw) as BusMessage;
+      if (typeof message !== "object" || message === null || typeof message.t !== "string" || typeof message.n !== "string" || typeof message.e !== "string") throw new Error("not a cluster message");
     } catch {
+      counters.refused++;
       return;
     }
     // Our own broadcasts come back to us too.
     if (message.n === nodeId && message.e === epoch) return;
     counters.received++;
-    handlers.get(message.t)?.(message);
+    try {
+      handlers.get(message.t)?.(message);
+    } catch (err) {
+      // A message this node cannot use (another version, or written by hand into Redis)
+      // must not end the process from inside ioredis' reader.
+      counters.refused++;
+      log.warn({ type: String(message.t).slice(0, 32), from: String(message.n).slice(0, 32), err: (err as Error).message }, "cluster message refused");
+    }
   });
 
   function publish(channel: string, type: string, fields: Record<string, unknown>): void {

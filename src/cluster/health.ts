@@ -15,7 +15,7 @@ export function clusterMetrics(metrics: Metrics, deps: { bus: ClusterBus; watch:
   const { bus, watch, sync, peer } = deps;
   metrics.gauge("switchboard_cluster_redis_up", "1 while this node reaches Redis, else 0", () => (bus.up ? 1 : 0));
   metrics.gauge("switchboard_cluster_nodes", "Live nodes as this node last read them, itself included", () => watch.live().size);
-  metrics.counter("switchboard_cluster_messages_total", "Messages between nodes, by direction (lost: not sent, Redis away)", () => [[["out"], bus.counters.published], [["in"], bus.counters.received], [["lost"], bus.counters.lost]] as const, ["direction"]);
+  metrics.counter("switchboard_cluster_messages_total", "Messages between nodes, by direction (lost: not sent, Redis away; refused: unreadable or failed)", () => [[["out"], bus.counters.published], [["in"], bus.counters.received], [["lost"], bus.counters.lost], [["refused"], bus.counters.refused]] as const, ["direction"]);
   metrics.counter("switchboard_cluster_published_bytes_total", "Bytes this node published to the other nodes", () => bus.counters.publishedBytes);
   metrics.counter("switchboard_cluster_stanzas_total", "Stanzas for sessions on other nodes, by direction", () => [[["out"], sync.counters.stanzasOut], [["in"], sync.counters.stanzasIn], [["undeliverable"], sync.counters.undeliverable]] as const, ["direction"]);
   metrics.counter("switchboard_cluster_nodes_lost_total", "Nodes this node saw stop or restart without leaving", () => sync.counters.nodesLost);

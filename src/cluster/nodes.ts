@@ -5,6 +5,7 @@
 // that came back as another process (a new epoch): they drop what they held of it.
 import { Redis } from "ioredis";
 import { KEY, RedisUnavailableError, type ClusterBus } from "./bus.js";
+import type { Session } from "../xmpp/sessions.js";
 
 export interface NodeInfo {
   node: string;
@@ -26,6 +27,13 @@ export interface NodeWatch {
   /** Writes the heartbeat and reads the others' now (tests; start-up). */
   tick(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** This node's available device sessions (its heartbeat's count). */
+export function devicesOnline(table: { own(): Iterable<Session> }): number {
+  let n = 0;
+  for (const s of table.own()) if (s.account.role === "device" && s.presence) n++;
+  return n;
 }
 
 /** Every node whose liveness key exists, read in two round trips. */

@@ -245,6 +245,61 @@ t.test("the same MQTT client id connecting on another node takes over, without a
   await op1.unavailable("dev1@localhost/mqtt", sinceEnd);
 });
 
+t.test("a node that stops cleanly: its device is unavailable for watchers on other nodes once, and it leaves at once", async (t) => {
+  const d = await startTestBroker(nodeConfig("d"));
+  const op1 = await operator(b, "op1", "stop");
+  t.teardown(() => op1.c.stop());
+  const dev = await mqttDevice(d, "dev2");
+  dev.on("error", () => {});
+  await op1.available("dev2@localhost/mqtt");
+  const since = op1.mark();
+  const stopped = Date.now();
+  await d.close();
+  await op1.unavailable("dev2@localhost/mqtt", since, 3000);
+  t.ok(Date.now() - stopped < 3000, `unavailable ${Date.now() - stopped} ms after the stop began, not after nodeTimeoutMs`);
+  await op1.settle("dev2@localhost/mqtt", 600);
+  t.same(op1.states("dev2@localhost/mqtt", since), ["unavailable"], "once");
+  t.notOk(b.xmpp.sessions.get("dev2@localhost/mqtt"), "node b holds no copy of it");
+  await dev.endAsync(true);
+});
+
+t.test("bad input on the cluster's channels (garbage, forged or broken messages): refused, counted, nothing else disturbed", async (t) => {
+  const { Redis } = await import("ioredis");
+  const r = new Redis(redis.url);
+  t.teardown(() => r.disconnect());
+  const op1 = await operator(b, "op1", "garbage");
+  t.teardown(() => op1.c.stop());
+  await waitFor(() => Boolean(a.xmpp.sessions.get("op1@localhost/garbage")?.presence), 5000, "node a to know op1/garbage");
+  const forged = [
+    "not json at all",
+    "[1,2,3]",
+    JSON.stringify({ t: "d" }),
+    JSON.stringify({ t: "d", n: "evil", e: "1", f: "op1@localhost/garbage", x: "<message><unclosed" }),
+    JSON.stringify({ t: "b", n: "evil", e: "1", s: 1, f: "not a jid", a: "nobody", p: "xmpp", at: "soon" }),
+    JSON.stringify({ t: "p", n: "evil", e: "1", s: "x", f: "op1@localhost/garbage", x: "<presence><bad" }),
+    JSON.stringify({ t: "s", n: "evil", e: "1", x: null }),
+    JSON.stringify({ t: "cmd-reply", n: "evil", e: "1", i: "nope", d: "dev1", r: { id: "nope", ok: true } }),
+    JSON.stringify({ t: "c", n: "evil", e: "1", f: "op1@localhost/garbage", s: "not its id", c: "conflict" }),
+    JSON.stringify({ t: "sync", n: "evil", e: "1" }),
+  ];
+  const before = (await (await fetch(`http://127.0.0.1:${b.ports.http}/metrics`)).text()).match(/switchboard_cluster_messages_total\{[^}]*direction="refused"[^}]*\} (\d+)/)?.[1] ?? "0";
+  for (const message of forged) {
+    await r.publish("switchboard:all", message);
+    await r.publish("switchboard:node:b", message);
+  }
+  await sleep(500);
+  const after = (await (await fetch(`http://127.0.0.1:${b.ports.http}/metrics`)).text()).match(/switchboard_cluster_messages_total\{[^}]*direction="refused"[^}]*\} (\d+)/)?.[1] ?? "0";
+  t.ok(Number(after) > Number(before), `refused messages counted on node b (${before} → ${after})`);
+  // Everything still works: a message from node a's session to op1 on node b.
+  const svc = await RawClient.connect(a.ports.xmpp);
+  t.teardown(() => svc.close());
+  await svc.login("svc", pw("svc"), { resource: "after" });
+  const since = op1.mark();
+  svc.send("<message to='op1@localhost/garbage' type='chat'><body>still routed</body></message>");
+  await op1.waitFor("a message after the garbage", (el) => el.getChildText("body") === "still routed", since);
+  t.notOk(op1.c.status === "offline", "op1's session was not closed by the forged close");
+});
+
 t.test("cluster status lists the live nodes with their counts; /metrics and the listening line carry the node id", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "sb-status-"));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
