@@ -84,7 +84,10 @@ export async function createMqttLink(deps: { options: MqttOptions; login: Login;
       const client = current && clientById(current, clientId);
       if (client && !client.closed) takenOver.add(client);
     });
-    shared = { id, mq: engines.mq, persistence: engines.persistence };
+    // aedes counts a broker dead after 3 heartbeats unheard and then publishes the wills
+    // of its clients (checked every 4): on the cluster's heartbeat, a killed node's
+    // wills go out within seconds, not minutes (aedes' default is 60 s).
+    shared = { id, mq: engines.mq, persistence: engines.persistence, heartbeatInterval: cluster.heartbeatMs };
   }
   const aedes: Aedes = await Aedes.createBroker({
     ...shared,

@@ -45,7 +45,7 @@ const NS_COMMANDS = "http://jabber.org/protocol/commands";
 const NS_DATA = "jabber:x:data";
 const NS_ROSTER = "jabber:iq:roster";
 
-const PW: Record<string, string> = { alice: "alice pw", dev1: "dev1 pw", dev2: "dev2 pw", dev3: "dev3 pw" };
+const PW: Record<string, string> = { alice: "alice pw", svc: "svc pw", dev1: "dev1 pw", dev2: "dev2 pw", dev3: "dev3 pw" };
 
 const setupStarted = Date.now();
 const tools = requireTools(t, [
@@ -117,6 +117,7 @@ async function run([a, b, c]: [TestNode, TestNode, TestNode]): Promise<void> {
   // The devices of tests 2 and 3, added once on the shared registry (each through another node's CLI).
   const added = await Promise.all(["dev1", "dev2", "dev3"].map((id, i) => all[i]!.cli("device", "add", id, "--type", "thermostat", "--password", PW[id]!)));
   added.forEach((r, i) => json(r, `device add dev${i + 1}`));
+  json(await c.cli("account", "add", "svc", "--role", "service", "--password", PW.svc!), "account add svc");
   t.comment(`HAProxy up, dev1-3 added; setup took ${Date.now() - setupStarted} ms`);
 
   /** alice (or another operator) logged in directly on `node`, with initial presence sent. */
@@ -130,9 +131,9 @@ async function run([a, b, c]: [TestNode, TestNode, TestNode]): Promise<void> {
   }
 
   /** A thermostat on the mqtt package that answers set_setpoint with the value it was given. */
-  async function device(t: Tap, port: number, id: string, password: string, reconnectPeriod: number, where: string): Promise<MqttClient & { commands: string[] }> {
+  async function device(t: Tap, port: number, id: string, password: string, reconnectPeriod: number, where: string, will?: { topic: string; payload: string }): Promise<MqttClient & { commands: string[] }> {
     const client = (await withTimeout(
-      mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: id, username: id, password, reconnectPeriod, connectTimeout: 2000 }),
+      mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: id, username: id, password, reconnectPeriod, connectTimeout: 2000, will: will && { ...will, qos: 0, retain: false } }),
       `${id}'s MQTT connection to ${where}`,
       5000,
     )) as MqttClient & { commands: string[] };
@@ -263,7 +264,13 @@ async function run([a, b, c]: [TestNode, TestNode, TestNode]): Promise<void> {
     t.comment(`HAProxy sent dev1 to node ${v.name} (the victim); alice watches from node ${watchNode.name}`);
 
     const op = await operator(t, watchNode, "alice", "watch");
-    const dev2 = await device(t, v.ports.mqtt, "dev2", PW.dev2!, 0, `node ${v.name}`);
+    // dev2's will: published by a surviving node once aedes counts the victim dead (3 of the cluster's heartbeats).
+    const WILL = JSON.stringify({ temperature: -1, humidity: 1 });
+    const dev2 = await device(t, v.ports.mqtt, "dev2", PW.dev2!, 0, `node ${v.name}`, { topic: "devices/dev2/telemetry", payload: WILL });
+    const willWatcher = await withTimeout(mqtt.connectAsync(`mqtt://127.0.0.1:${watchNode.ports.mqtt}`, { clientId: "svc-will", username: "svc", password: PW.svc!, reconnectPeriod: 0 }), "a service's MQTT connection", 5000);
+    t.teardown(() => willWatcher.endAsync(true).catch(() => {}));
+    const willAt = new Promise<number>((resolve) => willWatcher.on("message", (_topic, payload) => payload.toString() === WILL && resolve(performance.now())));
+    await willWatcher.subscribeAsync("devices/dev2/telemetry", { qos: 0 });
     const dev3 = await device(t, v.ports.mqtt, "dev3", PW.dev3!, 0, `node ${v.name}`);
     for (const id of ["dev1", "dev2", "dev3"]) await op.available(`${id}@localhost/mqtt`, 0, 5000);
 
@@ -287,6 +294,10 @@ async function run([a, b, c]: [TestNode, TestNode, TestNode]): Promise<void> {
     const bound = NODE_TIMEOUT_MS + 1000;
     const gone = await op.unavailable("dev2@localhost/mqtt", since, 10_000).catch((err: Error) => (t.fail(`${err.message}${logsOf(watchNode)}`), null));
     if (gone) t.ok(gone.at - killedAt <= bound, `alice saw dev2 unavailable ${Math.round(gone.at - killedAt)} ms after the kill (bound ${bound} ms)${gone.at - killedAt <= bound ? "" : logsOf(watchNode)}`);
+
+    const willBound = NODE_TIMEOUT_MS + 10_000;
+    const will = await withTimeout(willAt, "dev2's will, published by a surviving node", willBound).catch((err: Error) => (t.fail(err.message), null));
+    if (will !== null) t.ok(true, `dev2's will reached a service on node ${watchNode.name} ${Math.round(will - killedAt)} ms after the kill`);
 
     // dev1 reconnects through HAProxy, to a survivor, and alice sees it available.
     const back = await withTimeout(reconnected, "dev1's reconnect through HAProxy", 10_000).catch((err: Error) => (t.fail(err.message), null));
