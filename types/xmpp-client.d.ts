@@ -32,6 +32,11 @@ declare module "@xmpp/client" {
     /** The transport: after STARTTLS an @xmpp/tls Socket whose `socket` is the node:tls TLSSocket. */
     socket: { socket?: import("node:tls").TLSSocket | import("node:net").Socket | null } | null;
     iqCaller: IqCaller;
+    /** Answers IQs get/set whose payload is `<name xmlns=ns>` with what the handler returns. */
+    iqCallee: {
+      get(ns: string, name: string, handler: (ctx: { stanza: Element; element: Element }) => Element | Promise<Element>): void;
+      set(ns: string, name: string, handler: (ctx: { stanza: Element; element: Element }) => Element | Promise<Element>): void;
+    };
     reconnect: { stop(): void; delay: number };
     start(): Promise<JID>;
     stop(): Promise<Element | undefined>;

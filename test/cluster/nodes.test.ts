@@ -154,6 +154,26 @@ t.test("XEP-0050 commands from node b to a device on node a: completed, device e
   t.ok(Date.now() - cut < 1200, "not at the timeout");
 });
 
+t.test("XEP-0050 from node b to a device that is an XMPP client on node c: its answer completes the command on b", async (t) => {
+  const NS_COMMANDS = "http://jabber.org/protocol/commands";
+  const client = xmppClient(c.ports.xmpp, "dev2", pw("dev2"), "fw");
+  const seen: string[] = [];
+  client.iqCallee.set(NS_COMMANDS, "command", (ctx) => {
+    seen.push(ctx.element.attrs.node!);
+    return xml("command", { xmlns: NS_COMMANDS, node: ctx.element.attrs.node, sessionid: "d1", status: "completed" });
+  });
+  await client.start();
+  await client.send(xml("presence"));
+  t.teardown(() => client.stop());
+  await waitFor(() => Boolean(b.xmpp.sessions.get("dev2@localhost/fw")?.presence), 5000, "node b to know dev2/fw");
+  const op = await RawClient.connect(b.ports.xmpp);
+  t.teardown(() => op.close());
+  await op.login("op1", pw("op1"), { resource: "xcmd" });
+  op.send(`<iq type='set' id='x1' to='dev2@localhost'><command xmlns='${NS_COMMANDS}' node='reboot'/></iq>`);
+  t.match((await op.expect(/<iq[^>]*id="x1".*?<\/iq>/s, 8000))[0], /status="completed"/, "completed on node b");
+  t.same(seen, ["reboot"], "the device executed it once, on node c");
+});
+
 t.test("live telemetry: a sample accepted on node a reaches XMPP subscribers on b and MQTT subscribers on c", async (t) => {
   const op = await RawClient.connect(b.ports.xmpp);
   t.teardown(() => op.close());
