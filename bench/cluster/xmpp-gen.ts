@@ -1,0 +1,111 @@
+// XMPP load generator process for the cluster bench: bench/xmpp/loadgen.ts's pairs,
+// closed-loop throughput and fixed-rate latency, with the sender and the receiver of
+// each pair logged in on nodes of their own (bench/xmpp/loadgen.ts logs both into one
+// server). Several named sets of pairs stay logged in at once ('same': both on node
+// A, 'cross': A → B), so that phases can alternate between them without logins in
+// between. The client is bench/xmpp/client.ts; sender and receiver share this
+// process's clock, so latency needs no clock sync.
+import { performance } from 'node:perf_hooks';
+import { serve } from '../common/ipc.js';
+import { sleep, sleepUntil } from '../common/timing.js';
+import { BodyScanner, chatMessage, login, type Session, type Target } from '../xmpp/client.js';
+
+interface Pair { sender: Session; receiver: Session; to: string }
+const sets = new Map<string, Pair[]>();
+
+async function pairs(r: { set: string; from: Target; to: Target; pairs: Array<[string, string]>; password: string }): Promise<null> {
+  const one = (target: Target, user: string) => login(target, { user, password: r.password, resource: 'bench' }, { presence: true });
+  const list = await Promise.all(r.pairs.map(async ([a, b]) => {
+    const [sender, receiver] = await Promise.all([one(r.from, a), one(r.to, b)]);
+    sender.attach(() => {}); // the sender gets nothing but presence
+    receiver.attach(() => {});
+    return { sender, receiver, to: receiver.jid };
+  }));
+  sets.set(r.set, list);
+  return null;
+}
+
+function setOf(name: string): Pair[] {
+  const s = sets.get(name);
+  if (!s) throw new Error(`no pairs '${name}'`);
+  return s;
+}
+
+/** bench/xmpp/loadgen.ts' closed loop: `window` messages in flight per pair; delivered in [from, to) counted. */
+async function throughput(r: { set: string; startAt: number; from: number; to: number; window: number }) {
+  const list = setOf(r.set);
+  let delivered = 0, sent = 0, inFlight = 0;
+  await sleepUntil(r.startAt);
+  for (const p of list) {
+    const stanza = chatMessage(p.to, 'x');
+    let n = 0;
+    const scanner = new BodyScanner(() => { n++; });
+    p.receiver.attach((chunk) => {
+      n = 0;
+      scanner.push(chunk);
+      inFlight -= n;
+      const now = Date.now();
+      if (now >= r.from && now < r.to) delivered += n;
+      if (now < r.to && n > 0) {
+        p.sender.write(stanza.repeat(n));
+        sent += n;
+        inFlight += n;
+      }
+    });
+    p.sender.write(stanza.repeat(r.window));
+    sent += r.window;
+    inFlight += r.window;
+  }
+  await sleepUntil(r.to);
+  const drainEnd = Date.now() + 10_000;
+  while (inFlight > 0 && Date.now() < drainEnd) await sleep(20);
+  for (const p of list) p.receiver.attach(() => {});
+  return { delivered, sent, lost: inFlight, seconds: (r.to - r.from) / 1000 };
+}
+
+/** bench/xmpp/loadgen.ts' open loop: `rate` messages/s on a clock, round robin; latency of each sent in [from, to). */
+async function latency(r: { set: string; startAt: number; from: number; to: number; rate: number }) {
+  const list = setOf(r.set);
+  const latenciesMs: number[] = [];
+  await sleepUntil(r.startAt);
+  const t0 = performance.now();
+  const fromPerf = t0 + (r.from - r.startAt);
+  const toPerf = t0 + (r.to - r.startAt);
+  let inWindow = 0, sent = 0;
+  for (const p of list) {
+    const scanner = new BodyScanner((body) => {
+      const at = Number(body);
+      if (at >= fromPerf && at < toPerf) latenciesMs.push(performance.now() - at);
+    });
+    p.receiver.attach((chunk) => scanner.push(chunk));
+  }
+  await new Promise<void>((done) => {
+    const tick = () => {
+      const now = performance.now();
+      if (now >= toPerf) return done();
+      const due = Math.floor(((now - t0) * r.rate) / 1000);
+      while (sent < due) {
+        const p = list[sent % list.length]!;
+        const stamp = performance.now();
+        if (stamp >= fromPerf && stamp < toPerf) inWindow++;
+        p.sender.write(chatMessage(p.to, stamp.toFixed(3)));
+        sent++;
+      }
+      setTimeout(tick, 1);
+    };
+    tick();
+  });
+  const graceEnd = performance.now() + 3_000;
+  while (latenciesMs.length < inWindow && performance.now() < graceEnd) await sleep(20);
+  for (const p of list) p.receiver.attach(() => {});
+  return { latenciesMs, sent: inWindow, lost: inWindow - latenciesMs.length, seconds: (r.to - r.from) / 1000 };
+}
+
+async function closePairs(): Promise<null> {
+  const all = [...sets.values()].flat();
+  sets.clear();
+  await Promise.all(all.flatMap((p) => [p.sender.close(), p.receiver.close()]));
+  return null;
+}
+
+serve({ pairs, throughput, latency, closePairs });
