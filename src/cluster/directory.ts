@@ -247,6 +247,12 @@ export function syncSessions(deps: {
     },
     // A node started: heard() above already dropped what its former process held.
     h() {},
+    // A node stopped cleanly: its sessions have ended one by one; anything left is dropped without a "lost" warning.
+    bye(m) {
+      if (!nodes.has(m.n)) return;
+      log.info({ node: m.n }, "cluster: node left");
+      drop(m.n, "node stopped", false);
+    },
   };
   for (const [type, fn] of Object.entries(apply)) handle(type, fn);
 

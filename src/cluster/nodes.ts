@@ -103,8 +103,12 @@ export function watchNodes(deps: { bus: ClusterBus; heartbeatMs: number; nodeTim
     async close() {
       clearInterval(timer);
       await running;
-      // A node that stops cleanly leaves at once rather than after nodeTimeoutMs.
-      if (bus.up) await bus.redis.del(KEY.alive(bus.nodeId)).catch(() => {});
+      // A node that stops cleanly leaves at once rather than after nodeTimeoutMs, and says so.
+      if (bus.up) {
+        // Said first, on the same connection: the others hear it before they can miss the key.
+        bus.broadcast("bye", {});
+        await bus.redis.multi().del(KEY.alive(bus.nodeId)).srem(KEY.nodes, bus.nodeId).exec().catch(() => {});
+      }
     },
   };
 }

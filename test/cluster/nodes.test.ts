@@ -280,6 +280,9 @@ t.test("a node that stops cleanly: its device is unavailable for watchers on oth
   await op1.settle("dev2@localhost/mqtt", 600);
   t.same(op1.states("dev2@localhost/mqtt", since), ["unavailable"], "once");
   t.notOk(b.xmpp.sessions.get("dev2@localhost/mqtt"), "node b holds no copy of it");
+  await sleep(1500); // past nodeTimeoutMs: a node that left is not then reported lost
+  t.ok(b.logs.some((l) => /"msg":"cluster: node left"/.test(l) && /"node":"d"/.test(l)), `node b logs that d left ${b.logs.filter((l) => /"node":"d"/.test(l)).join(" | ")} D: ${d.logs.slice(-6).join(" | ")}`);
+  t.notOk(b.logs.some((l) => /node lost/.test(l) && /"node":"d"/.test(l)), "and never that it was lost");
   await dev.endAsync(true);
 });
 
