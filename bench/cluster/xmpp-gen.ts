@@ -8,9 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { serve } from '../common/ipc.js';
 import { sleep, sleepUntil } from '../common/timing.js';
-import { BodyScanner, chatMessage, login, type Session, type Target } from '../xmpp/client.js';
-
-interface Pair { sender: Session; receiver: Session; to: string }
+import { BodyScanner, chatMessage, closedLoop, login, type Pair, type Target } from '../xmpp/client.js';
 const sets = new Map<string, Pair[]>();
 
 async function pairs(r: { set: string; from: Target; to: Target; pairs: Array<[string, string]>; password: string }): Promise<null> {
@@ -31,34 +29,10 @@ function setOf(name: string): Pair[] {
   return s;
 }
 
-/** bench/xmpp/loadgen.ts' closed loop: `window` messages in flight per pair; delivered in [from, to) counted. */
+/** bench/xmpp/loadgen.ts' closed loop on one named set of pairs. */
 async function throughput(r: { set: string; startAt: number; from: number; to: number; window: number }) {
   const list = setOf(r.set);
-  let delivered = 0, sent = 0, inFlight = 0;
-  await sleepUntil(r.startAt);
-  for (const p of list) {
-    const stanza = chatMessage(p.to, 'x');
-    let n = 0;
-    const scanner = new BodyScanner(() => { n++; });
-    p.receiver.attach((chunk) => {
-      n = 0;
-      scanner.push(chunk);
-      inFlight -= n;
-      const now = Date.now();
-      if (now >= r.from && now < r.to) delivered += n;
-      if (now < r.to && n > 0) {
-        p.sender.write(stanza.repeat(n));
-        sent += n;
-        inFlight += n;
-      }
-    });
-    p.sender.write(stanza.repeat(r.window));
-    sent += r.window;
-    inFlight += r.window;
-  }
-  await sleepUntil(r.to);
-  const drainEnd = Date.now() + 10_000;
-  while (inFlight > 0 && Date.now() < drainEnd) await sleep(20);
+  const { delivered, sent, inFlight } = await closedLoop(list, r, 10_000);
   for (const p of list) p.receiver.attach(() => {});
   return { delivered, sent, lost: inFlight, seconds: (r.to - r.from) / 1000 };
 }

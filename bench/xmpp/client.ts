@@ -8,6 +8,7 @@
 // the servers under test spend routing a stanza, and on a 2-core machine
 // every cycle the client burns is taken from the server.
 import net from 'node:net';
+import { sleep, sleepUntil } from '../common/timing.js';
 
 export interface Target { host: string; port: number; domain: string }
 export interface Credentials { user: string; password: string; resource: string }
@@ -222,4 +223,44 @@ async function registerBatch(t: Target, users: string[], password: string): Prom
 /** The message stanza the bench sends; the body is the payload the receiver reads back. */
 export function chatMessage(to: string, body: string): string {
   return `<message to='${to}' type='chat'><body>${body}</body></message>`;
+}
+
+/** A sender and a receiver logged in for messages from one to the other. */
+export interface Pair { sender: Session; receiver: Session; to: string }
+
+/**
+ * Closed-loop throughput: from `startAt` each pair keeps `window` messages in flight,
+ * sending one more per message delivered until `to`; deliveries in [from, to) count.
+ * Then up to `drainMs` for the last window, so the next phase starts from an empty
+ * server; what is still in flight after that is returned.
+ */
+export async function closedLoop(pairs: readonly Pair[], r: { startAt: number; from: number; to: number; window: number }, drainMs: number): Promise<{ delivered: number; sent: number; inFlight: number }> {
+  let delivered = 0;
+  let sent = 0;
+  let inFlight = 0;
+  await sleepUntil(r.startAt);
+  for (const p of pairs) {
+    const stanza = chatMessage(p.to, 'x');
+    let n = 0;
+    const scanner = new BodyScanner(() => { n++; });
+    p.receiver.attach((chunk) => {
+      n = 0;
+      scanner.push(chunk);
+      inFlight -= n;
+      const now = Date.now();
+      if (now >= r.from && now < r.to) delivered += n;
+      if (now < r.to && n > 0) {
+        p.sender.write(stanza.repeat(n));
+        sent += n;
+        inFlight += n;
+      }
+    });
+    p.sender.write(stanza.repeat(r.window));
+    sent += r.window;
+    inFlight += r.window;
+  }
+  await sleepUntil(r.to);
+  const drainEnd = Date.now() + drainMs;
+  while (inFlight > 0 && Date.now() < drainEnd) await sleep(20);
+  return { delivered, sent, inFlight };
 }

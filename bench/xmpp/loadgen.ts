@@ -8,7 +8,7 @@
 // descriptors and garbage collector apart.
 import { performance } from 'node:perf_hooks';
 import { pool, sleep, sleepUntil } from '../common/timing.js';
-import { BodyScanner, chatMessage, login, registerAccounts, type Session, type Target } from './client.js';
+import { BodyScanner, chatMessage, closedLoop, login, registerAccounts, type Pair, type Session, type Target } from './client.js';
 
 export type Request =
   | { op: 'register'; target: Target; users: string[]; password: string; concurrency: number }
@@ -85,7 +85,6 @@ async function disconnect(): Promise<void> {
   await Promise.all(all.map((s) => s.close()));
 }
 
-interface Pair { sender: Session; receiver: Session; to: string }
 let pairs: Pair[] = [];
 
 async function loginPairs(r: Extract<Request, { op: 'pairs' }>): Promise<void> {
@@ -104,34 +103,7 @@ async function loginPairs(r: Extract<Request, { op: 'pairs' }>): Promise<void> {
  * which keeps the generator's syscalls per stanza low.
  */
 async function throughput(r: Extract<Request, { op: 'throughput' }>): Promise<ThroughputResult> {
-  let delivered = 0;
-  let sent = 0;
-  let inFlight = 0;
-  await sleepUntil(r.startAt);
-  for (const p of pairs) {
-    const stanza = chatMessage(p.to, 'x');
-    let n = 0;
-    const scanner = new BodyScanner(() => { n++; });
-    p.receiver.attach((chunk) => {
-      n = 0;
-      scanner.push(chunk);
-      inFlight -= n;
-      const now = Date.now();
-      if (now >= r.from && now < r.to) delivered += n;
-      if (now < r.to && n > 0) {
-        p.sender.write(stanza.repeat(n));
-        sent += n;
-        inFlight += n;
-      }
-    });
-    p.sender.write(stanza.repeat(r.window));
-    sent += r.window;
-    inFlight += r.window;
-  }
-  await sleepUntil(r.to);
-  // Let the last window drain so the next phase starts from an empty server.
-  const drainEnd = Date.now() + 5_000;
-  while (inFlight > 0 && Date.now() < drainEnd) await sleep(20);
+  const { delivered, sent } = await closedLoop(pairs, r, 5_000);
   return { delivered, sent, seconds: (r.to - r.from) / 1000 };
 }
 
