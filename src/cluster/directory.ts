@@ -93,9 +93,14 @@ interface Internal {
   mine: Map<Session, number>;
 }
 
-function store(bus: ClusterBus, session: Session, at: number): void {
+/** A session of this node as its hash keeps it. */
+function announced(session: Session, at: number): string {
   const value: Announced = { s: session.id, a: session.account.name, p: session.protocol, at, x: session.presence?.toString() ?? null };
-  bus.redis.hset(KEY.sessions(bus.nodeId), session.full, JSON.stringify(value)).catch(() => {});
+  return JSON.stringify(value);
+}
+
+function store(bus: ClusterBus, session: Session, at: number): void {
+  bus.redis.hset(KEY.sessions(bus.nodeId), session.full, announced(session, at)).catch(() => {});
 }
 
 export interface SessionSync {
@@ -354,8 +359,7 @@ export function syncSessions(deps: {
     const key = KEY.sessions(bus.nodeId);
     const write = bus.redis.multi().del(key);
     for (const [session, at] of mine) {
-      const value: Announced = { s: session.id, a: session.account.name, p: session.protocol, at, x: session.presence?.toString() ?? null };
-      write.hset(key, session.full, JSON.stringify(value));
+      write.hset(key, session.full, announced(session, at));
     }
     write
       .exec()
