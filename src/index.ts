@@ -113,13 +113,14 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const agent = createDeviceAgent({ router });
 
   // Device links, then what consumes them
-  const mqtt = await createMqttLink({ options: mqttOptions(config, tls), login, admit, metrics, log });
+  // The other nodes (a cluster): which are alive; MQTT tells them of its subscriptions.
+  const watch = bus && table && watchNodes({ bus, ...config.cluster!, counts: () => ({ sessions: table.size, devices: devicesOnline(table) }), onError: errorLogger(log, "cluster heartbeat failed; retried") });
+  const mqtt = await createMqttLink({ options: mqttOptions(config, tls), login, admit, metrics, log, peers: bus && watch ? { bus, watch } : undefined });
   const provision = autoProvisioner({ registry, iterations: config.auth.scramIterations, types, log });
   const bridges = config.bridges.map((bridge) => startBridge(bridge, { registry, provision, metrics, readiness, log }));
   const xmppDevices = xmppDeviceLink({ router, presence, registry, iq: iqCaller(router), deviceType });
   const own = [mqtt, ...bridges, xmppDevices];
   // The other nodes, as one more link: commands to their devices, samples for their subscribers.
-  const watch = bus && table && watchNodes({ bus, ...config.cluster!, counts: () => ({ sessions: table.size, devices: devicesOnline(table) }), onError: errorLogger(log, "cluster heartbeat failed; retried") });
   const peer = bus && watch ? peerLink({ bus, watch, sessions: router.sessions, domain: config.domain, registry, links: own }) : null;
   const links = peer ? [...own, peer] : own;
   const ingest = createIngest({ registry, deviceType, spool, links, afterAppend: drainer.kick });

@@ -23,6 +23,9 @@ import { audience } from "./mqemitter-adapter.js";
 import type { MqttOptions } from "./options.js";
 import { memoryPersistence } from "./persistence-adapter.js";
 import { openRedisEngines, type RedisEngines } from "./redis-adapter.js";
+import { clusterAudience, type Subscribable } from "./cluster-audience.js";
+import type { ClusterBus } from "../../src/cluster/bus.js";
+import type { NodeWatch } from "../../src/cluster/nodes.js";
 import { refusals as makeRefusals } from "./refusals.js";
 import { telemetryPath } from "./telemetry-path.js";
 import { commandTopic, telemetryTopic } from "./topics.js";
@@ -52,7 +55,15 @@ export interface MqttLink extends DeviceLink {
   close(): Promise<void>;
 }
 
-export async function createMqttLink(deps: { options: MqttOptions; login: Login; admit: (address: string) => boolean; metrics: Metrics; log: Logger }): Promise<MqttLink> {
+export async function createMqttLink(deps: {
+  options: MqttOptions;
+  login: Login;
+  admit: (address: string) => boolean;
+  metrics: Metrics;
+  log: Logger;
+  /** On a node of a cluster: the other nodes, told of this node's MQTT subscriptions (cluster-audience.ts). */
+  peers?: { bus: ClusterBus; watch: NodeWatch };
+}): Promise<MqttLink> {
   const { options, log } = deps;
   const reporter = linkReporter("mqtt");
   const counters: MqttCounters = { rejectedByVerdict: { oversize: 0, malformed: 0, "bad-utf8": 0 }, droppedPublishes: 0, refusedSubscriptions: 0, authFailures: 0, slowConsumers: 0, tappedPublishes: 0 };
@@ -68,7 +79,9 @@ export async function createMqttLink(deps: { options: MqttOptions; login: Login;
   // One node: aedes' in-memory persistence (with the shortcut) and emitter. A node of a
   // cluster: aedes' Redis engines, and an id of its own among the brokers sharing them.
   const { cluster } = options;
-  const engines: RedisEngines | null = cluster ? await openRedisEngines(cluster.redisUrl, `switchboard-${cluster.nodeId}-mqtt`, log) : null;
+  const { peers } = deps;
+  const share = peers && cluster ? (mq: Subscribable) => clusterAudience({ ...peers, mq, ackTimeoutMs: cluster.nodeTimeoutMs, log }) : undefined;
+  const engines: RedisEngines | null = cluster ? await openRedisEngines(cluster.redisUrl, `switchboard-${cluster.nodeId}-mqtt`, log, share) : null;
   const local = engines ? null : memoryPersistence();
   let current: Aedes | null = null;
   let shared: Partial<AedesOptions> = { persistence: local };
@@ -111,14 +124,18 @@ export async function createMqttLink(deps: { options: MqttOptions; login: Login;
     throw err;
   });
   current = aedes;
+  // aedes has set the store up: it holds every stored subscription now.
+  engines?.recount();
   /** aedes.close(), and on a node of a cluster the end of its Redis connections. */
   const closeBroker = () => {
     const clientsClosed = new Promise<void>((resolve) => aedes.once("closed", () => resolve()));
     const closed = new Promise<void>((resolve) => aedes.close(() => resolve()));
     return engines ? engines.close(clientsClosed, closed) : closed;
   };
-  // On a node of a cluster the subscribers may be on other nodes: every accepted sample is published.
-  const reaches = local ? audience(emitterOf(aedes), local.holdsSubscriptions) : () => true;
+  // On a node of a cluster the subscribers may also be on other nodes, or stored for a
+  // persistent session anywhere.
+  const here = audience(emitterOf(aedes), local ? local.holdsSubscriptions : engines!.holdsSubscriptions);
+  const reaches = engines ? (topic: string) => here(topic) || engines.elsewhere(topic) : here;
   const tap = telemetryPath({ aedes, states, reports: reporter.emit, refusals, counters, reaches });
 
   function publish(topic: string, payload: unknown, qos: 0 | 1 = 0): Promise<void> {

@@ -25,7 +25,7 @@ export interface MqttOptions {
    * sessions, retained messages and wills with the other nodes through this Redis.
    * Null on a single node: everything in this process's memory.
    */
-  cluster: { nodeId: string; redisUrl: string; heartbeatMs: number } | null;
+  cluster: { nodeId: string; redisUrl: string; heartbeatMs: number; nodeTimeoutMs: number } | null;
 }
 
 export function mqttOptions(config: Config, tls: MqttOptions["tls"]): MqttOptions {
@@ -41,6 +41,6 @@ export function mqttOptions(config: Config, tls: MqttOptions["tls"]): MqttOption
     tlsHandshakeMs: config.limits.tlsHandshakeMs,
     proxyProtocol: mqtt.proxyProtocol,
     ...limitShapes(config),
-    cluster: config.cluster ? { nodeId: config.cluster.nodeId, redisUrl: config.cluster.redis.url, heartbeatMs: config.cluster.heartbeatMs } : null,
+    cluster: config.cluster ? { nodeId: config.cluster.nodeId, redisUrl: config.cluster.redis.url, heartbeatMs: config.cluster.heartbeatMs, nodeTimeoutMs: config.cluster.nodeTimeoutMs } : null,
   };
 }

@@ -22,33 +22,51 @@ export type ShortcutPersistence = AedesMemoryPersistence & {
   readonly holdsSubscriptions: () => boolean;
 };
 
-export function memoryPersistence(): ShortcutPersistence {
-  const persistence = memory() as Persistence;
-  /** Subscriptions of persistent sessions in the store, as of the last change that completed. */
-  let stored = 0;
+/**
+ * Counts the subscriptions of persistent sessions a persistence holds, through its
+ * public methods: `holds()` is true while any is stored or a change is under way.
+ * `recount()` reads the count again after a change the wrapped methods do not see
+ * (another node's, heard by aedes-persistence-redis).
+ */
+export function countStoredSubscriptions(target: object, initially: number): { holds: () => boolean; recount: () => void } {
+  const persistence = target as Record<string, unknown>;
+  /** Subscriptions of persistent sessions in the store, as of the last count (Infinity: not counted yet, so held). */
+  let stored = initially;
   /** Changes begun and not finished: while there are any, the store is asked. */
   let changing = 0;
-  const recount = () => (persistence.countOffline as unknown as () => Promise<{ subsCount: number }>)().then((r) => void (stored = r.subsCount));
+  const count = () => (persistence.countOffline as () => Promise<{ subsCount: number }>).call(persistence).then((r) => void (stored = r.subsCount));
+  const recount = () => {
+    changing++;
+    count()
+      .catch(() => {})
+      .finally(() => void changing--);
+  };
 
   // Counted as changing from the call until the new count is known. aedes 1.x calls
   // these in their promise form; in the callback form the result is undefined, and the
   // store has changed its topic trie by the time the call returns either way.
   for (const name of ["addSubscriptions", "removeSubscriptions", "cleanSubscriptions"] as const) {
-    const original = (persistence[name] as unknown as (...args: unknown[]) => Promise<unknown> | undefined).bind(persistence);
+    const original = (persistence[name] as (...args: unknown[]) => Promise<unknown> | undefined).bind(persistence);
     persistence[name] = (...args: unknown[]) => {
       changing++;
       const result = original(...args);
       // A failed change is aedes' to report; the count is taken again either way.
       Promise.resolve(result)
         .catch(() => {})
-        .then(() => recount())
+        .then(count)
         .catch(() => {})
         .finally(() => void changing--);
       return result;
     };
   }
+  return { holds: () => stored > 0 || changing > 0, recount };
+}
+
+export function memoryPersistence(): ShortcutPersistence {
+  const persistence = memory() as Persistence;
+  // A new in-memory store holds nothing.
+  const { holds: holdsSubscriptions } = countStoredSubscriptions(persistence, 0);
   const byTopic = (persistence.subscriptionsByTopic as unknown as (topic: string, cb?: Callback) => unknown).bind(persistence);
-  const holdsSubscriptions = () => stored > 0 || changing > 0;
   (persistence as Record<string, unknown>).subscriptionsByTopic = (topic: string, cb?: Callback) => {
     if (holdsSubscriptions()) return byTopic(topic, cb);
     if (cb) return void process.nextTick(cb, null, NONE);

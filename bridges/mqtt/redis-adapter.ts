@@ -5,15 +5,19 @@
 // made here and nowhere else. They are given connections made here (their documented
 // `subConn`, `pubConn` and `conn` options), so this module decides how Redis is reached,
 // logs its loss once, and ends every connection on close, Redis reachable or not (for
-// which it wraps the emitter's close()). The one private member used is mqemitter-redis'
-// `state` (see onEmitterError); test/mqtt/adapters.test.ts fails if the pinned version
-// changes it.
+// which it wraps the emitter's close()). The private members used are mqemitter-redis'
+// `state` (see onEmitterError), its in-process delivery `_emit`, its echo cache
+// `_cache` and its message format (see localFirst); test/mqtt/adapters.test.ts fails if
+// the pinned version changes them.
+import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { Redis } from "ioredis";
+import msgpack from "msgpack-lite";
 import mqemitterRedis from "mqemitter-redis";
 import redisPersistence from "aedes-persistence-redis";
 import { redact, RedisUnavailableError } from "../../src/cluster/bus.js";
 import type { Logger } from "../../src/log.js";
+import { countStoredSubscriptions } from "./persistence-adapter.js";
 
 /** How long a start waits for Redis, and a close for each of its steps. */
 const CONNECT_MS = 5_000;
@@ -24,6 +28,12 @@ export interface RedisEngines {
   readonly mq: ReturnType<typeof mqemitterRedis>;
   /** aedes' `persistence`. */
   readonly persistence: redisPersistence.AedesPersistenceRedis;
+  /** Whether a persistent session anywhere in the cluster has a subscription stored (or one is changing). */
+  readonly holdsSubscriptions: () => boolean;
+  /** Counts them again; called once aedes has set the store up (it loads them then). */
+  readonly recount: () => void;
+  /** Whether a publish on this topic could reach a subscriber on another node. */
+  readonly elsewhere: (topic: string) => boolean;
   /**
    * Ends both engines, for aedes.close(): `clientsClosed` once aedes has ended its
    * clients (its `closed` event), `brokerClosed` once it has also quit the emitter's
@@ -45,6 +55,48 @@ export function onEmitterError(mq: unknown, listener: (err: Error) => void): boo
   return true;
 }
 
+type Done = (err?: Error | null) => void;
+interface EmitterInternals {
+  /** mqemitter's own emit: delivery to this process's listeners only. */
+  _emit?: (packet: { topic: string }, done?: Done) => unknown;
+  /** Ids of messages already delivered here: one heard again from Redis is skipped. */
+  _cache?: { set(id: string, seen: boolean): unknown };
+  pubConn: Redis;
+  state: EventEmitter;
+}
+
+/**
+ * Makes the emitter deliver here at once and send to Redis only what `elsewhere(topic)`
+ * says another node could want (cluster-audience.ts). mqemitter-redis 7.2.1 sends every
+ * message to Redis as msgpack `{ id, msg }` and delivers it here when Redis sends it
+ * back. A message sent on is published the same way under an id put in its echo cache
+ * first, so the copy Redis sends back is not delivered twice. `done` runs once the
+ * message is delivered here and, if it went on, Redis has taken it (aedes sends a
+ * PUBACK then, as before). Returns false if the emitter is not the one this was written for.
+ */
+export function localFirst(mq: unknown, elsewhere: (topic: string) => boolean): boolean {
+  const m = mq as EmitterInternals & { emit: (packet: { topic: string }, done?: Done) => unknown };
+  const { _emit: deliverHere, _cache: echoes, pubConn, state } = m;
+  if (typeof deliverHere !== "function" || typeof echoes?.set !== "function" || !(pubConn instanceof Redis) || !(state instanceof EventEmitter)) return false;
+  const prefix = randomUUID();
+  let count = 0;
+  const reportError: Done = (err) => void (err && state.emit("error", err));
+  m.emit = (packet, done = reportError) => {
+    if (!elsewhere(packet.topic)) return deliverHere.call(mq, packet, done);
+    const id = `${prefix}:${++count}`;
+    echoes.set(id, true);
+    let steps = 2;
+    let failure: Error | null = null;
+    const step: Done = (err) => {
+      failure ??= err ?? null;
+      if (--steps === 0) done(failure);
+    };
+    pubConn.publish(packet.topic, msgpack.encode({ id, msg: packet })).then(() => step(), step);
+    return deliverHere.call(mq, packet, step);
+  };
+  return true;
+}
+
 function bounded<T>(p: Promise<T>, ms: number, timeout: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(timeout()), ms);
@@ -59,7 +111,13 @@ function bounded<T>(p: Promise<T>, ms: number, timeout: () => Error): Promise<T>
  * Connects to the cluster's Redis (`name` prefixes the connections' names in CLIENT
  * LIST); throws, naming host and port, if it cannot be reached.
  */
-export async function openRedisEngines(url: string, name: string, log: Pick<Logger, "warn" | "info">): Promise<RedisEngines> {
+export async function openRedisEngines(
+  url: string,
+  name: string,
+  log: Pick<Logger, "warn" | "info">,
+  /** Learns which filters the other nodes listen to (cluster-audience.ts), before anything subscribes. Without it every message goes through Redis. */
+  share?: (mq: ReturnType<typeof mqemitterRedis>) => Promise<{ elsewhere: (topic: string) => boolean }>,
+): Promise<RedisEngines> {
   const address = redact(url);
   // Connected by hand, so that a Redis away at start is an error here, not a start
   // that waits for it without end. The emitter's connections pipeline as mqemitter-redis'
@@ -100,7 +158,8 @@ export async function openRedisEngines(url: string, name: string, log: Pick<Logg
   }
 
   // concurrency 0 and matchEmptyLevels [MQTT-4.7.1-3]: what aedes gives its own in-memory emitter.
-  const mq = mqemitterRedis({ subConn: sub, pubConn: pub, concurrency: 0, matchEmptyLevels: true });
+  // An echo cache big enough for the messages sent on while their echoes are on the way (localFirst).
+  const mq = mqemitterRedis({ subConn: sub, pubConn: pub, concurrency: 0, matchEmptyLevels: true, maxLRUCache: 100_000 });
   if (!onEmitterError(mq, lost)) {
     disconnect();
     throw new Error("mqemitter-redis: no `state` emitter for connection errors (see bridges/mqtt/redis-adapter.ts)");
@@ -115,7 +174,20 @@ export async function openRedisEngines(url: string, name: string, log: Pick<Logg
     disconnect();
     done();
   };
+  let elsewhere = (_topic: string) => true;
+  try {
+    if (share) elsewhere = (await share(mq)).elsewhere;
+    if (!localFirst(mq, (topic) => elsewhere(topic))) throw new Error("mqemitter-redis: no `_emit`, `_cache` or `pubConn` (see bridges/mqtt/redis-adapter.ts)");
+  } catch (err) {
+    disconnect();
+    throw err;
+  }
   const persistence = redisPersistence({ conn: db });
+  // The store keeps every node's stored subscriptions in one topic trie, told of the
+  // other nodes' changes on `$SYS/sub/add` and `$SYS/sub/rm` (aedes-persistence's
+  // broadcast): each one heard is a reason to count again.
+  const stored = countStoredSubscriptions(persistence, Infinity);
+  mq.on("$SYS/sub/+", (_packet: unknown, done: () => void) => (stored.recount(), done()));
 
   let closed: Promise<void> | null = null;
   async function close(clientsClosed: Promise<void>, brokerClosed: Promise<void>): Promise<void> {
@@ -133,6 +205,9 @@ export async function openRedisEngines(url: string, name: string, log: Pick<Logg
   return {
     mq,
     persistence,
+    holdsSubscriptions: stored.holds,
+    recount: stored.recount,
+    elsewhere: (topic) => elsewhere(topic),
     close: (clientsClosed, brokerClosed) => (closed ??= close(clientsClosed, brokerClosed)),
   };
 }

@@ -86,7 +86,11 @@ export async function openBus(opts: { url: string; nodeId: string; log: Pick<Log
   redis.on("ready", ready);
   subscriber.on("ready", ready);
 
+  // Our own broadcasts come back to us too: told by their first bytes, before any parsing
+  // (publish() writes the sender first).
+  const ownPrefix = `{"n":${JSON.stringify(nodeId)},"e":${JSON.stringify(epoch)},`;
   subscriber.on("message", (_channel: string, raw: string) => {
+    if (raw.startsWith(ownPrefix)) return;
     let message: BusMessage;
     try {
       message = JSON.parse(raw) as BusMessage;
@@ -95,8 +99,6 @@ export async function openBus(opts: { url: string; nodeId: string; log: Pick<Log
       counters.refused++;
       return;
     }
-    // Our own broadcasts come back to us too.
-    if (message.n === nodeId && message.e === epoch) return;
     counters.received++;
     try {
       handlers.get(message.t)?.(message);
@@ -109,7 +111,7 @@ export async function openBus(opts: { url: string; nodeId: string; log: Pick<Log
   });
 
   function publish(channel: string, type: string, fields: Record<string, unknown>): void {
-    const raw = JSON.stringify({ t: type, n: nodeId, e: epoch, ...fields });
+    const raw = JSON.stringify({ n: nodeId, e: epoch, t: type, ...fields });
     if (!up) return void counters.lost++;
     counters.published++;
     counters.publishedBytes += raw.length;

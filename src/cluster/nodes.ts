@@ -20,6 +20,8 @@ export interface NodeInfo {
 export interface NodeWatch {
   /** The live nodes as last read, this one included. */
   live(): ReadonlyMap<string, NodeInfo>;
+  /** The other nodes alive at the last reading or heard from since: node → epoch. */
+  others(): ReadonlyMap<string, string>;
   /** A node that was alive (or heard from) is no longer, or restarted (its former epoch given). */
   onLost(listener: (node: string, epoch: string) => void): void;
   /** A message came from this node and epoch: it counts as known until its liveness key says otherwise. */
@@ -91,6 +93,7 @@ export function watchNodes(deps: { bus: ClusterBus; heartbeatMs: number; nodeTim
   timer.unref();
   return {
     live: () => live,
+    others: () => known,
     onLost: (listener) => void lostListeners.push(listener),
     heard(node, epoch) {
       const was = known.get(node);

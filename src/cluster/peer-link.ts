@@ -111,11 +111,23 @@ export function peerLink(deps: { bus: ClusterBus; watch: NodeWatch; sessions: Se
       },
     });
 
-  // Samples accepted elsewhere.
+  // Samples accepted elsewhere, a batch per message.
   bus.on("s", (m) => {
-    counters.samplesIn++;
-    for (const listener of sharedListeners) listener(m.x as SpooledSample, m.src as Protocol);
+    if (!Array.isArray(m.b)) throw new Error("a batch of samples must be an array");
+    for (const [sample, source] of m.b as Array<[SpooledSample, Protocol]>) {
+      counters.samplesIn++;
+      for (const listener of sharedListeners) listener(sample, source);
+    }
   });
+
+  // Samples accepted here: what one turn of the event loop accepted goes out as one
+  // message, and none while this node is the only one (docs/scaling.md).
+  let outbox: Array<[SpooledSample, Protocol]> = [];
+  function flush(): void {
+    const batch = outbox;
+    outbox = [];
+    if (deps.watch.others().size > 0) bus.broadcast("s", { b: batch });
+  }
 
   return {
     name: "peer",
@@ -143,7 +155,7 @@ export function peerLink(deps: { bus: ClusterBus; watch: NodeWatch; sessions: Se
     accepted(sample, from) {
       if (from === "peer") return;
       counters.samplesOut++;
-      bus.broadcast("s", { x: sample, src: from });
+      if (outbox.push([sample, from]) === 1) setImmediate(flush);
     },
     onShared: (listener) => void sharedListeners.push(listener),
     listen: reporter.listen,

@@ -8,6 +8,7 @@
 import t from "tap";
 import { spawn } from "node:child_process";
 import { Writable } from "node:stream";
+import { Redis } from "ioredis";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Login } from "../../src/auth/login.js";
 import { parseConfig } from "../../src/config.js";
@@ -17,6 +18,8 @@ import { TAKEN_OVER } from "../../src/links/device-link.js";
 import type { Account } from "../../src/registry/registry.js";
 import type { SpooledSample } from "../../src/telemetry/sample.js";
 import { createMqttLink, type MqttLink } from "../../bridges/mqtt/broker.js";
+import { openBus } from "../../src/cluster/bus.js";
+import { watchNodes } from "../../src/cluster/nodes.js";
 import { mqttOptions } from "../../bridges/mqtt/options.js";
 import { freePort } from "../helpers/ports.js";
 import { startRedis } from "../helpers/redis.js";
@@ -63,8 +66,16 @@ interface Node {
 async function node(t: Tap, nodeId: string, redisUrl = redis.url): Promise<Node> {
   const logs: string[] = [];
   const sink = new Writable({ write: (chunk, _e, done) => (logs.push(String(chunk)), done()) });
-  const options = mqttOptions(configOf(nodeId, redisUrl), { cert: "", key: "" });
-  const link = await createMqttLink({ options, login, admit: () => true, metrics: createMetrics(), log: createLogger(sink) });
+  const config = configOf(nodeId, redisUrl);
+  const options = mqttOptions(config, { cert: "", key: "" });
+  const log = createLogger(sink);
+  // The cluster's bus and node watch, as src/index.ts makes them: the nodes tell each other their subscriptions.
+  const bus = await openBus({ url: redisUrl, nodeId, log });
+  const watch = watchNodes({ bus, ...config.cluster!, counts: () => ({ sessions: 0, devices: 0 }), onError: () => {} });
+  t.teardown(() => bus.close());
+  t.teardown(() => watch.close());
+  await watch.tick();
+  const link = await createMqttLink({ options, login, admit: () => true, metrics: createMetrics(), log, peers: { bus, watch } });
   t.teardown(() => link.close());
   const events: string[] = [];
   link.listen({
@@ -127,6 +138,47 @@ t.test("a QoS 1 publish on one node reaches a subscriber on the other; a retaine
   await dev2.c.subscribeAsync("devices/dev2/commands/#", { qos: 1 });
   const retained = await dev2.wait("the retained message set on node a", (m) => m.topic === "devices/dev2/commands/set");
   t.same(retained, { topic: "devices/dev2/commands/set", payload: JSON.stringify({ id: "r1" }), retain: true }, "delivered as retained");
+});
+
+t.test("a publish goes through Redis only while a subscriber on another node could want it, known there before its SUBACK", async (t) => {
+  const [a, b] = [await node(t, "a"), await node(t, "b")];
+  // What reaches Redis on the devices' topics, as any node would hear it.
+  const spy = new Redis(redis.url);
+  t.teardown(() => spy.disconnect());
+  const inRedis: string[] = [];
+  spy.on("pmessage", (_p: string, channel: string) => void inRedis.push(channel));
+  await spy.psubscribe("devices/*");
+
+  const svc = await connect(t, a, "svc");
+  const dev1 = await connect(t, a, "dev1");
+  await dev1.c.subscribeAsync("devices/dev1/commands/#", { qos: 1 });
+  for (let i = 0; i < 20; i++) await svc.c.publishAsync("devices/dev1/commands/set", String(i), { qos: 1 });
+  await dev1.wait("the 20 commands", () => dev1.msgs.length >= 20);
+  await sleep(200);
+  t.same(dev1.msgs.map((m) => m.payload), Array.from({ length: 20 }, (_, i) => String(i)), "delivered on the same node, in order, once each");
+  t.same(inRedis, [], "none of them went through Redis: nobody on another node subscribes");
+
+  // A subscriber on node b: the first publish on node a after its SUBACK reaches it.
+  for (let round = 0; round < 5; round++) {
+    const dev2 = await connect(t, b, "dev2");
+    await dev2.c.subscribeAsync("devices/dev2/commands/+", { qos: 1 });
+    await svc.c.publishAsync("devices/dev2/commands/set", `r${round}`, { qos: 1 });
+    const got = await dev2.wait(`round ${round}: the command published on node a right after the SUBACK`, (m) => m.payload === `r${round}`);
+    t.equal(got.topic, "devices/dev2/commands/set", `round ${round}: delivered across nodes`);
+    await dev2.c.endAsync();
+    await waitFor(() => b.events.includes("offline dev2 disconnected"), 5_000, "dev2 gone from node b");
+    b.events.length = 0;
+  }
+  t.equal(inRedis.filter((c) => c === "devices/dev2/commands/set").length, 5, "those went through Redis, once each");
+
+  // Gone from node b, so node a keeps the next ones to itself again.
+  await sleep(300);
+  const before = inRedis.length;
+  await svc.c.publishAsync("devices/dev2/commands/set", "nobody", { qos: 1 });
+  await svc.c.publishAsync("devices/dev1/commands/set", "local", { qos: 1 });
+  await dev1.wait("the local command", (m) => m.payload === "local");
+  await sleep(200);
+  t.equal(inRedis.length, before, "no subscriber elsewhere any more: nothing through Redis");
 });
 
 t.test("a persistent session left on one node resumes on the other with the QoS 1 messages published while it was away", async (t) => {

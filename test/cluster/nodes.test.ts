@@ -301,6 +301,8 @@ t.test("bad input on the cluster's channels (garbage, forged or broken messages)
     JSON.stringify({ t: "b", n: "evil", e: "1", s: 1, f: "not a jid", a: "nobody", p: "xmpp", at: "soon" }),
     JSON.stringify({ t: "p", n: "evil", e: "1", s: "x", f: "op1@localhost/garbage", x: "<presence><bad" }),
     JSON.stringify({ t: "s", n: "evil", e: "1", x: null }),
+    JSON.stringify({ t: "s", n: "evil", e: "1", b: [[null, "mqtt"], 7] }),
+    JSON.stringify({ t: "mf+", n: "evil", e: "1", f: { not: "a filter" }, k: 1 }),
     JSON.stringify({ t: "cmd-reply", n: "evil", e: "1", i: "nope", d: "dev1", r: { id: "nope", ok: true } }),
     JSON.stringify({ t: "c", n: "evil", e: "1", f: "op1@localhost/garbage", s: "not its id", c: "conflict" }),
     JSON.stringify({ t: "sync", n: "evil", e: "1" }),

@@ -14,12 +14,14 @@ import { connectPacket, publishPacket } from "../helpers/mqtt-bytes.js";
 import { clientById, clientOf, emitterOf, hasClient, idleBeside, onClientElsewhere, publishAs, refreshKeepalive } from "../../bridges/mqtt/aedes-adapter.js";
 import { audience } from "../../bridges/mqtt/mqemitter-adapter.js";
 import { memoryPersistence } from "../../bridges/mqtt/persistence-adapter.js";
-import { onEmitterError } from "../../bridges/mqtt/redis-adapter.js";
+import { localFirst, onEmitterError } from "../../bridges/mqtt/redis-adapter.js";
+import { startRedis } from "../helpers/redis.js";
+import { sleep, waitFor } from "../helpers/wait.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { dependencies: Record<string, string> };
 
 t.test("the adapted packages are pinned exactly, and installed at those versions", async (t) => {
-  for (const name of ["aedes", "aedes-persistence", "mqemitter", "mqtt-packet", "mqemitter-redis", "aedes-persistence-redis"]) {
+  for (const name of ["aedes", "aedes-persistence", "mqemitter", "mqtt-packet", "mqemitter-redis", "aedes-persistence-redis", "msgpack-lite"]) {
     const pinned = pkg.dependencies[name];
     t.match(pinned, /^\d+\.\d+\.\d+(-[\w.]+)?$/, `${name} is pinned exactly (${pinned})`);
     const installed = JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), "utf8")) as { version: string };
@@ -148,6 +150,41 @@ t.test("mqemitter-redis: given connections, and their errors on the private `sta
   pub.emit("error", new Error("lost pub"));
   t.same(heard, ["lost sub", "lost pub"], "both connections' errors arrive there");
   t.equal(typeof mq.close, "function", "close, which the adapter wraps");
+});
+
+t.test("mqemitter-redis: delivered here at once, sent on through Redis only when wanted elsewhere, its echo not delivered twice", async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.close());
+  const emitterOn = () => {
+    const sub = new Redis(redis.url);
+    const pub = new Redis(redis.url);
+    const mq = mqemitterRedis({ subConn: sub, pubConn: pub, concurrency: 0 });
+    t.teardown(() => new Promise<void>((resolve) => mq.close(() => resolve())));
+    return mq;
+  };
+  const [here, there] = [emitterOn(), emitterOn()];
+  let wanted = true;
+  t.ok(localFirst(here, () => wanted), "mqemitter-redis has `_emit`, `_cache` and `pubConn`");
+  const got = { here: [] as string[], there: [] as string[] };
+  const subscribe = (mq: typeof here, into: string[]) => new Promise<void>((resolve) => mq.on("a/+", (m, done) => (into.push(String(m.payload)), done()), resolve));
+  await subscribe(here, got.here);
+  await subscribe(there, got.there);
+
+  const emitted = (payload: string) => new Promise<Error | null | undefined>((resolve) => here.emit({ topic: "a/b", payload }, resolve));
+  t.notOk(await emitted("1"), "sent on: done without an error once Redis has it");
+  t.same(got.here, ["1"], "delivered here before Redis answered");
+  await sleep(300);
+  t.same(got, { here: ["1"], there: ["1"] }, "the other emitter had it from Redis; here once, its echo skipped");
+
+  wanted = false;
+  t.notOk(await emitted("2"), "kept here: done");
+  await sleep(300);
+  t.same(got, { here: ["1", "2"], there: ["1"] }, "not sent to Redis when nobody elsewhere wants it");
+
+  // The other emitter's messages still arrive here through Redis.
+  there.emit({ topic: "a/c", payload: "3" });
+  await waitFor(() => got.here.includes("3"), 5_000, "a message from the other emitter");
+  t.same(got.there, ["1", "3"], "which it had once itself");
 });
 
 t.test("aedes-persistence-redis: an async setup, the methods aedes calls, nothing sent before setup", async (t) => {
