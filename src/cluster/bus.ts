@@ -42,6 +42,8 @@ export interface ClusterBus {
   broadcast(type: string, fields: Record<string, unknown>): void;
   /** To one node. */
   send(node: string, type: string, fields: Record<string, unknown>): void;
+  /** A message as published, for a transaction that publishes it along with other commands. */
+  message(type: string, fields: Record<string, unknown>): string;
   on(type: string, handler: (message: BusMessage) => void): void;
   /** Redis is reachable again after an outage (and subscribed again). */
   onUp(listener: () => void): void;
@@ -110,8 +112,9 @@ export async function openBus(opts: { url: string; nodeId: string; log: Pick<Log
     }
   });
 
+  const message = (type: string, fields: Record<string, unknown>) => JSON.stringify({ n: nodeId, e: epoch, t: type, ...fields });
   function publish(channel: string, type: string, fields: Record<string, unknown>): void {
-    const raw = JSON.stringify({ n: nodeId, e: epoch, t: type, ...fields });
+    const raw = message(type, fields);
     if (!up) return void counters.lost++;
     counters.published++;
     counters.publishedBytes += raw.length;
@@ -135,6 +138,7 @@ export async function openBus(opts: { url: string; nodeId: string; log: Pick<Log
     },
     broadcast: (type, fields) => publish(KEY.all, type, fields),
     send: (node, type, fields) => publish(KEY.node(node), type, fields),
+    message,
     on(type, handler) {
       if (handlers.has(type)) throw new Error(`cluster message ${type} already has a handler`);
       handlers.set(type, handler);

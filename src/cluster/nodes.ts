@@ -108,9 +108,9 @@ export function watchNodes(deps: { bus: ClusterBus; heartbeatMs: number; nodeTim
       await running;
       // A node that stops cleanly leaves at once rather than after nodeTimeoutMs, and says so.
       if (bus.up) {
-        // Said first, on the same connection: the others hear it before they can miss the key.
-        bus.broadcast("bye", {});
-        await bus.redis.multi().del(KEY.alive(bus.nodeId)).srem(KEY.nodes, bus.nodeId).exec().catch(() => {});
+        // Said in the transaction that deletes the key, before it: the others hear it
+        // before they can miss the key (a broadcast would be auto-pipelined, so sent after it).
+        await bus.redis.multi().publish(KEY.all, bus.message("bye", {})).del(KEY.alive(bus.nodeId)).srem(KEY.nodes, bus.nodeId).exec().catch(() => {});
       }
     },
   };

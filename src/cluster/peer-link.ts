@@ -11,16 +11,30 @@
 // timeout (docs/commands.md), as for a local device.
 import type { Account, Registry } from "../registry/registry.js";
 import { linkFor, linkReporter, type CommandReply, type CommandRequest, type DeviceLink, type Protocol } from "../links/device-link.js";
-import type { SpooledSample } from "../telemetry/sample.js";
+import type { Sample, SpooledSample } from "../telemetry/sample.js";
 import type { SessionTable } from "../xmpp/sessions.js";
 import type { ClusterBus } from "./bus.js";
 import type { NodeWatch } from "./nodes.js";
 
 export interface PeerLink extends DeviceLink {
   /** Samples from other nodes, for this node's listeners (Ingest.shared). */
-  onShared(listener: (sample: SpooledSample, source: Protocol) => void): void;
+  onShared(listener: (sample: SpooledSample) => void): void;
   readonly counters: { commandsOut: number; commandsIn: number; samplesOut: number; samplesIn: number };
 }
+
+/**
+ * A sample between nodes: what the other nodes' listeners use (pubsub items, last
+ * samples), as an array, without the ingest's serialised copies of its parts.
+ */
+type WireSample = [device: string, type: string, measurement: string, time: number, seq: number, tags: Sample["tags"], fields: Sample["fields"]];
+const toWire = (s: SpooledSample): WireSample => [s.device, s.type, s.measurement, s.time, s.seq, s.tags, s.fields];
+function fromWire(entry: unknown): SpooledSample {
+  const e = entry as WireSample;
+  if (!Array.isArray(e) || e.length !== 7 || typeof e[0] !== "string" || typeof e[1] !== "string" || typeof e[2] !== "string" || typeof e[3] !== "number" || typeof e[4] !== "number" || !isRecord(e[5]) || !isRecord(e[6]))
+    throw new Error("not a sample");
+  return { device: e[0], type: e[1], measurement: e[2], time: e[3], seq: e[4], tags: e[5], fields: e[6] };
+}
+const isRecord = (v: unknown): v is Record<string, never> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** The node a device is available on, if another one. */
 function nodeOf(sessions: SessionTable, device: string, domain: string): string | undefined {
@@ -43,7 +57,7 @@ export function peerLink(deps: { bus: ClusterBus; watch: NodeWatch; sessions: Se
   const { bus, sessions, domain, registry, links } = deps;
   const reporter = linkReporter("peer");
   const counters = { commandsOut: 0, commandsIn: 0, samplesOut: 0, samplesIn: 0 };
-  const sharedListeners: Array<(sample: SpooledSample, source: Protocol) => void> = [];
+  const sharedListeners: Array<(sample: SpooledSample) => void> = [];
   /** Commands sent from here to another node: id → node and device, until answered, timed out or the node is lost. */
   const sent = new Map<string, { node: string; device: string; acked: (err?: Error) => void; timer: NodeJS.Timeout }>();
   /** Commands taken for a device here from another node: id → that node, until replied or timed out. */
@@ -114,19 +128,20 @@ export function peerLink(deps: { bus: ClusterBus; watch: NodeWatch; sessions: Se
   // Samples accepted elsewhere, a batch per message.
   bus.on("s", (m) => {
     if (!Array.isArray(m.b)) throw new Error("a batch of samples must be an array");
-    for (const [sample, source] of m.b as Array<[SpooledSample, Protocol]>) {
+    for (const entry of m.b as unknown[]) {
+      const sample = fromWire(entry);
       counters.samplesIn++;
-      for (const listener of sharedListeners) listener(sample, source);
+      for (const listener of sharedListeners) listener(sample);
     }
   });
 
   // Samples accepted here: what one turn of the event loop accepted goes out as one
   // message, and none while this node is the only one (docs/scaling.md).
-  let outbox: Array<[SpooledSample, Protocol]> = [];
+  let outbox: SpooledSample[] = [];
   function flush(): void {
     const batch = outbox;
     outbox = [];
-    if (deps.watch.others().size > 0) bus.broadcast("s", { b: batch });
+    if (deps.watch.others().size > 0) bus.broadcast("s", { b: batch.map(toWire) });
   }
 
   return {
@@ -155,7 +170,7 @@ export function peerLink(deps: { bus: ClusterBus; watch: NodeWatch; sessions: Se
     accepted(sample, from) {
       if (from === "peer") return;
       counters.samplesOut++;
-      if (outbox.push([sample, from]) === 1) setImmediate(flush);
+      if (outbox.push(sample) === 1) setImmediate(flush);
     },
     onShared: (listener) => void sharedListeners.push(listener),
     listen: reporter.listen,

@@ -32,9 +32,10 @@ export interface Ingest {
   onSample(listener: (sample: SpooledSample, source: IngestSource) => void): void;
   /**
    * A sample another node of a cluster accepted: to this node's listeners (XMPP
-   * pubsub) and last samples. Not to the links: their subscribers had it from that node.
+   * pubsub), as from the "peer" link, and last samples. Not to the links: their
+   * subscribers had it from that node.
    */
-  shared(sample: SpooledSample, source: IngestSource): void;
+  shared(sample: SpooledSample): void;
   /** Observes every rejection (metrics). */
   onReject(listener: (reason: string, source: IngestSource) => void): void;
   lastSample(device: string): SpooledSample | undefined;
@@ -106,7 +107,8 @@ export function createIngest(deps: {
     ingest: (device, payload, source) => new Promise((resolve, reject) => ingestThen(device, payload, source, (result, err) => (result ? resolve(result) : reject(err)))),
     ingestThen,
     onSample: (listener) => void listeners.push(listener),
-    shared: toListeners,
+    // To listeners as from the "peer" link: not accepted here (the metrics do not count it).
+    shared: (sample) => toListeners(sample, "peer"),
     onReject: (listener) => void rejectListeners.push(listener),
     lastSample: (device) => last.get(device),
   };

@@ -195,6 +195,13 @@ t.test("live telemetry: a sample accepted on node a reaches XMPP subscribers on 
   t.match(mqttSeen[0], /23\.5/);
   await sleep(300);
   t.equal(mqttSeen.length, 1, "once");
+  // The sample in node b's memory as dev1's last one: a XEP-0323 momentary read-out there answers with it.
+  op.send("<iq type='get' id='r1' to='dev1@localhost'><req xmlns='urn:xmpp:iot:sensordata' seqnr='1' momentary='true'/></iq>");
+  t.match((await op.expect(/<message[^>]*>.*?urn:xmpp:iot:sensordata.*?<\/message>/s, 5000))[0], /value="23\.5"/, "read out on node b");
+  // Each node counts what it accepted itself.
+  const accepted = async (n: typeof a) => (await (await fetch(`http://127.0.0.1:${n.ports.http}/metrics`)).text()).match(/switchboard_telemetry_accepted_total\{[^}]*source="mqtt"[^}]*\} (\d+)/)?.[1];
+  t.ok(Number(await accepted(a)) >= 1, "node a counts the sample it accepted");
+  t.equal(await accepted(b), undefined, "node b, which only heard of it, does not");
   await dev.endAsync();
 });
 
