@@ -142,6 +142,8 @@ export interface TelemetryFig extends Fig {
   usOwnMain: Record<string, number>;
   /** Each node's share of the samples accepted. */
   share: number[];
+  /** Nodes with no devices of their own: CPU µs (and main thread) per sample the others accepted. */
+  heard: Record<string, { us: number; usMain: number }>;
   /** CPU seconds of each process (and `NAME main`) in the window. */
   cpuS: Record<string, number>;
   /** Sent during the phase and not in InfluxDB 20 s after it. */
@@ -154,7 +156,7 @@ export interface TelemetryFig extends Fig {
  * each, no subscriber), shared out over `nodes` (one load generator each); landed/s
  * from InfluxDB's count of points written to `db`.
  */
-export async function telemetry(e: Env, nodes: NodeProc[], db: string, clustered: boolean, label: string): Promise<TelemetryFig> {
+export async function telemetry(e: Env, nodes: NodeProc[], db: string, clustered: boolean, label: string, hearing: NodeProc[] = []): Promise<TelemetryFig> {
   const gens = e.mq.slice(0, nodes.length);
   const shares = split(publishers, nodes.length);
   await Promise.all(nodes.map((n, i) => gens[i]!.call('setup', { target: mt(n), publishers: shares[i] })));
@@ -169,9 +171,9 @@ export async function telemetry(e: Env, nodes: NodeProc[], db: string, clustered
     const gensCpu = Object.fromEntries(gens.map((g, i) => [`generator ${i + 1}`, g]));
     let m: Metered<ClosedResult[]>;
     try {
-      m = await metered(w, procs(nodes, clustered ? e : null, gensCpu, { influxd: e.influx.pid, ...(clustered ? { postgres: e.pg.pid } : {}) }), clustered ? e.redis : null,
+      m = await metered(w, procs([...nodes, ...hearing], clustered ? e : null, gensCpu, { influxd: e.influx.pid, ...(clustered ? { postgres: e.pg.pid } : {}) }), clustered ? e.redis : null,
         () => Promise.all(gens.map((g) => g.call<ClosedResult>('closed', { qos: 1, window: P.mqttWindow, ...w }))),
-        Object.fromEntries(nodes.map((n) => [n.name, n.pid])));
+        Object.fromEntries([...nodes, ...hearing].map((n) => [n.name, n.pid])));
     } finally {
       await landed.stop();
     }
@@ -187,12 +189,14 @@ export async function telemetry(e: Env, nodes: NodeProc[], db: string, clustered
       usOwn: Object.fromEntries(nodes.map((n, i) => [n.name, ((m.cpu[n.name] ?? 0) / acceptedBy[i]!) * 1e6])),
       usOwnMain: Object.fromEntries(nodes.map((n, i) => [n.name, ((m.cpu[`${n.name} main`] ?? 0) / acceptedBy[i]!) * 1e6])),
       share: acceptedBy.map((a) => a / accepted),
+      heard: Object.fromEntries(hearing.map((n) => [n.name, { us: ((m.cpu[n.name] ?? 0) / accepted) * 1e6, usMain: ((m.cpu[`${n.name} main`] ?? 0) / accepted) * 1e6 }])),
       cpuS: m.cpu,
       redis: perMessage(m.redis, accepted),
       missing: Math.max(0, base + sent - final),
     };
     log(`${label}: ${fmt(f.rate)} landed/s, ${fmt(f.accepted)} accepted/s (by node ${acceptedBy.map((a) => fmt(a / m.secs)).join(' / ')})` +
-      `${f.missing ? `, ${fmt(f.missing)} SENT AND NOT LANDED 20 s later` : ', every sample landed'}; CPU µs/sample ${usLine(f)}${redisLine(f)}`);
+      `${f.missing ? `, ${fmt(f.missing)} SENT AND NOT LANDED 20 s later` : ', every sample landed'}; CPU µs/sample ${usLine(f)}${redisLine(f)}` +
+      Object.entries(f.heard).map(([n, h]) => `; ${n}, no devices of its own: ${fmt(h.us, 1)} µs (main thread ${fmt(h.usMain, 1)}) per sample heard`).join(''));
     return f;
   } finally {
     await Promise.all(gens.map((g) => g.call('teardown')));

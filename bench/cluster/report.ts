@@ -40,6 +40,11 @@ export function costFit(runs: TelemetryFig[], main = ''): { own: number; other: 
       if (y === undefined || !Number.isFinite(y)) return;
       sff += f * f; sfg += f * g; sgg += g * g; sfy += f * y; sgy += g * y;
     });
+    // A node with no devices of its own: B alone (f = 0, g = 1).
+    for (const h of Object.values(x.heard ?? {})) {
+      const y = main ? h.usMain : h.us;
+      if (Number.isFinite(y)) (sgg += 1, sgy += y);
+    }
   }
   const det = sff * sgg - sfg * sfg;
   return det ? { own: (sfy * sgg - sgy * sfg) / det, other: (sgy * sff - sfy * sfg) / det } : { own: NaN, other: NaN };
@@ -120,8 +125,11 @@ export function report(r: Results): string {
     }
     const fit = (main: string) => costFit(Object.values(r.c!).flat(), main);
     const f = fit(''), fm = fit(' main');
-    out.push('', `Least-squares fit over every node of every part c run (CPU per sample accepted cluster-wide = A × the node's share + B × the rest): ` +
+    out.push('', `Least-squares fit over every node of every part c run, the hearing-only node's included (CPU per sample accepted cluster-wide = A × the node's share + B × the rest): ` +
       `a node spends **A = ${fmt(f.own, 1)} µs** (main thread ${fmt(fm.own, 1)}) per sample it accepts and **B = ${fmt(f.other, 1)} µs** (main thread ${fmt(fm.other, 1)}) per sample another node accepted (its \`s\` message on the bus).`);
+    const hearing = Object.values(r.c).flat().flatMap((x) => Object.entries(x.heard ?? {}).map(([n, h]) => ({ n, ...h })));
+    if (hearing.length)
+      out.push('', `Measured directly (devices on node a only): ${hearing[0]!.n}, with no devices of its own, spends ${hearing.map((h) => `${fmt(h.us, 1)} µs (main thread ${fmt(h.usMain, 1)})`).join(', ')} per sample node a accepted (the run's B; its idle work included).`);
     const missing = Object.values(r.c).flat().reduce((a, x) => a + x.missing, 0);
     out.push('', `Samples sent and not landed: ${fmt(missing)}. Redis commands per sample: ${Object.entries(r.c).map(([n, runs]) => `${n}: ${byCmd(runs)}`).join('; ')}.`, '');
   }

@@ -138,6 +138,14 @@ async function main(): Promise<number> {
       };
       log('--- part c, 1 node');
       await partC([a]);
+      /** B measured directly: node b, with no devices, hears every sample node a accepts. */
+      const hearOnly = async (b: NodeProc) => {
+        if (!parts.has('c')) return;
+        const key = 'b hears only';
+        rc[key] = [];
+        for (let i = 1; i <= P.cRuns; i++) rc[key].push(await telemetry(e, [a!], 'cluster', true, `part c, devices on a, ${key}, run ${i}`, [b]));
+        results.c = rc;
+      };
       if (parts.has('b') || parts.has('c')) {
         const b = await start('b', 'cluster');
         if (parts.has('b')) {
@@ -157,6 +165,7 @@ async function main(): Promise<number> {
         }
         log('--- part c, 2 nodes');
         await partC([a, b]);
+        await hearOnly(b);
         if (parts.has('c')) {
           const c = await start('c', 'cluster');
           log('--- part c, 3 nodes');
