@@ -17,7 +17,7 @@ import mqemitterRedis from "mqemitter-redis";
 import redisPersistence from "aedes-persistence-redis";
 import { redact, RedisUnavailableError } from "../../src/cluster/bus.js";
 import type { Logger } from "../../src/log.js";
-import { countStoredSubscriptions } from "./persistence-adapter.js";
+import { storedSubscriptionsShortcut } from "./persistence-adapter.js";
 
 /** How long a start waits for Redis, and a close for each of its steps. */
 const CONNECT_MS = 5_000;
@@ -185,8 +185,9 @@ export async function openRedisEngines(
   const persistence = redisPersistence({ conn: db });
   // The store keeps every node's stored subscriptions in one topic trie, told of the
   // other nodes' changes on `$SYS/sub/add` and `$SYS/sub/rm` (aedes-persistence's
-  // broadcast): each one heard is a reason to count again.
-  const stored = countStoredSubscriptions(persistence, Infinity);
+  // broadcast): each one heard is a reason to count again. While none is stored
+  // anywhere, aedes' lookup for every QoS 1 publish is answered without the walk.
+  const stored = storedSubscriptionsShortcut(persistence, Infinity);
   mq.on("$SYS/sub/+", (_packet: unknown, done: () => void) => (stored.recount(), done()));
 
   let closed: Promise<void> | null = null;

@@ -181,6 +181,29 @@ t.test("a publish goes through Redis only while a subscriber on another node cou
   t.equal(inRedis.length, before, "no subscriber elsewhere any more: nothing through Redis");
 });
 
+t.test("telemetry nobody subscribes to, on any node, stays off aedes' publish path; a persistent session's stored subscription on the other node brings it back", async (t) => {
+  const [a, b] = [await node(t, "a"), await node(t, "b")];
+  const published: string[] = [];
+  a.link.aedes.on("publish", (p) => void (p.topic.startsWith("devices/") && published.push(p.topic)));
+  const dev1 = await connect(t, a, "dev1");
+  await dev1.c.publishAsync("devices/dev1/telemetry", reading(20), { qos: 1 });
+  await sleep(200);
+  t.same(published, [], "no subscriber anywhere: not handed to aedes");
+
+  // A persistent session on node b subscribes, then goes away: its subscription stays stored.
+  const svc = await connect(t, b, "svc", { clean: false });
+  await svc.c.subscribeAsync("devices/dev1/telemetry", { qos: 1 });
+  await svc.c.endAsync();
+  await sleep(300);
+  await dev1.c.publishAsync("devices/dev1/telemetry", reading(21), { qos: 1 });
+  await waitFor(() => published.length > 0, 5_000, "the sample handed to aedes for the stored session");
+  const back = await connect(t, b, "svc", { clean: false });
+  const queued = await back.wait("the sample queued while the session was away", (m) => m.topic === "devices/dev1/telemetry");
+  t.equal(queued.payload, reading(21), "delivered on node b when the session came back");
+  await back.c.endAsync();
+  await (await connect(t, b, "svc", { clean: true })).c.endAsync();
+});
+
 t.test("a persistent session left on one node resumes on the other with the QoS 1 messages published while it was away", async (t) => {
   const [a, b] = [await node(t, "a"), await node(t, "b")];
   const first = await connect(t, a, "dev3", { clean: false });
