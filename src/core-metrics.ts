@@ -42,7 +42,7 @@ export function coreMetrics(
   // inc() hashes and validates the labels on every call.
   const accepted = new Map<string, number>();
   const rejected = new Map<string, { reason: string; source: string; n: number }>();
-  // Samples other nodes of a cluster accepted come from "peer": each node counts its own.
+  // Samples other nodes of a cluster accepted have the source "peer": each node counts its own.
   ingest.onSample((_s, source) => void (source !== "peer" && accepted.set(source, (accepted.get(source) ?? 0) + 1)));
   ingest.onReject((reason, source) => {
     const key = `${reason}\n${source}`;
