@@ -5,10 +5,8 @@
 // A, 'cross': A → B), so that phases can alternate between them without logins in
 // between. The client is bench/xmpp/client.ts; sender and receiver share this
 // process's clock, so latency needs no clock sync.
-import { performance } from 'node:perf_hooks';
 import { serve } from '../common/ipc.js';
-import { sleep, sleepUntil } from '../common/timing.js';
-import { BodyScanner, chatMessage, closedLoop, login, type Pair, type Target } from '../xmpp/client.js';
+import { closedLoop, login, openLoop, type Pair, type Target } from '../xmpp/client.js';
 const sets = new Map<string, Pair[]>();
 
 async function pairs(r: { set: string; from: Target; to: Target; pairs: Array<[string, string]>; password: string }): Promise<null> {
@@ -40,39 +38,9 @@ async function throughput(r: { set: string; startAt: number; from: number; to: n
 /** bench/xmpp/loadgen.ts' open loop: `rate` messages/s on a clock, round robin; latency of each sent in [from, to). */
 async function latency(r: { set: string; startAt: number; from: number; to: number; rate: number }) {
   const list = setOf(r.set);
-  const latenciesMs: number[] = [];
-  await sleepUntil(r.startAt);
-  const t0 = performance.now();
-  const fromPerf = t0 + (r.from - r.startAt);
-  const toPerf = t0 + (r.to - r.startAt);
-  let inWindow = 0, sent = 0;
-  for (const p of list) {
-    const scanner = new BodyScanner((body) => {
-      const at = Number(body);
-      if (at >= fromPerf && at < toPerf) latenciesMs.push(performance.now() - at);
-    });
-    p.receiver.attach((chunk) => scanner.push(chunk));
-  }
-  await new Promise<void>((done) => {
-    const tick = () => {
-      const now = performance.now();
-      if (now >= toPerf) return done();
-      const due = Math.floor(((now - t0) * r.rate) / 1000);
-      while (sent < due) {
-        const p = list[sent % list.length]!;
-        const stamp = performance.now();
-        if (stamp >= fromPerf && stamp < toPerf) inWindow++;
-        p.sender.write(chatMessage(p.to, stamp.toFixed(3)));
-        sent++;
-      }
-      setTimeout(tick, 1);
-    };
-    tick();
-  });
-  const graceEnd = performance.now() + 3_000;
-  while (latenciesMs.length < inWindow && performance.now() < graceEnd) await sleep(20);
+  const result = await openLoop(list, r, 3_000);
   for (const p of list) p.receiver.attach(() => {});
-  return { latenciesMs, sent: inWindow, lost: inWindow - latenciesMs.length, seconds: (r.to - r.from) / 1000 };
+  return { ...result, seconds: (r.to - r.from) / 1000 };
 }
 
 async function closePairs(): Promise<null> {

@@ -8,6 +8,7 @@
 // the servers under test spend routing a stanza, and on a 2-core machine
 // every cycle the client burns is taken from the server.
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { sleep, sleepUntil } from '../common/timing.js';
 
 export interface Target { host: string; port: number; domain: string }
@@ -263,4 +264,47 @@ export async function closedLoop(pairs: readonly Pair[], r: { startAt: number; f
   const drainEnd = Date.now() + drainMs;
   while (inFlight > 0 && Date.now() < drainEnd) await sleep(20);
   return { delivered, sent, inFlight };
+}
+
+/**
+ * Open-loop fixed rate: `rate` messages/s on a clock, round robin over the pairs, so a
+ * slow server shows up as latency instead of silently lowering the offered load. The
+ * timestamp in the body is this process's monotonic clock; sender and receiver of a
+ * pair live in the same process, so no clock sync is needed. Latency of each message
+ * sent in [from, to); waits up to `graceMs` after `to` for the last ones.
+ */
+export async function openLoop(pairs: readonly Pair[], r: { startAt: number; from: number; to: number; rate: number }, graceMs: number): Promise<{ latenciesMs: number[]; sent: number; lost: number }> {
+  const latenciesMs: number[] = [];
+  await sleepUntil(r.startAt);
+  const t0 = performance.now();
+  const fromPerf = t0 + (r.from - r.startAt);
+  const toPerf = t0 + (r.to - r.startAt);
+  let sentInWindow = 0;
+  for (const p of pairs) {
+    const scanner = new BodyScanner((body) => {
+      const sentAt = Number(body);
+      if (sentAt >= fromPerf && sentAt < toPerf) latenciesMs.push(performance.now() - sentAt);
+    });
+    p.receiver.attach((chunk) => scanner.push(chunk));
+  }
+  let sent = 0;
+  await new Promise<void>((done) => {
+    const tick = () => {
+      const now = performance.now();
+      if (now >= toPerf) { done(); return; }
+      const due = Math.floor(((now - t0) * r.rate) / 1000);
+      while (sent < due) {
+        const p = pairs[sent % pairs.length]!;
+        const stamp = performance.now();
+        if (stamp >= fromPerf && stamp < toPerf) sentInWindow++;
+        p.sender.write(chatMessage(p.to, stamp.toFixed(3)));
+        sent++;
+      }
+      setTimeout(tick, 1);
+    };
+    tick();
+  });
+  const graceEnd = performance.now() + graceMs;
+  while (latenciesMs.length < sentInWindow && performance.now() < graceEnd) await sleep(20);
+  return { latenciesMs, sent: sentInWindow, lost: sentInWindow - latenciesMs.length };
 }

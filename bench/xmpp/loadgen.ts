@@ -7,8 +7,8 @@
 // tsx loader inside workers, and processes also keep each generator's file
 // descriptors and garbage collector apart.
 import { performance } from 'node:perf_hooks';
-import { pool, sleep, sleepUntil } from '../common/timing.js';
-import { BodyScanner, chatMessage, closedLoop, login, registerAccounts, type Pair, type Session, type Target } from './client.js';
+import { pool } from '../common/timing.js';
+import { closedLoop, login, openLoop, registerAccounts, type Pair, type Session, type Target } from './client.js';
 
 export type Request =
   | { op: 'register'; target: Target; users: string[]; password: string; concurrency: number }
@@ -107,48 +107,9 @@ async function throughput(r: Extract<Request, { op: 'throughput' }>): Promise<Th
   return { delivered, sent, seconds: (r.to - r.from) / 1000 };
 }
 
-/**
- * Open-loop fixed rate: sends follow a clock, not replies, so a slow server
- * shows up as latency instead of silently lowering the offered load. The
- * timestamp in the body is this process's monotonic clock; sender and
- * receiver of a pair live in the same process, so no clock sync is needed.
- */
+/** Open-loop fixed rate (bench/xmpp/client.ts openLoop). */
 async function latency(r: Extract<Request, { op: 'latency' }>): Promise<LatencyResult> {
-  const latenciesMs: number[] = [];
-  await sleepUntil(r.startAt);
-  const t0 = performance.now();
-  const fromPerf = t0 + (r.from - r.startAt);
-  const toPerf = t0 + (r.to - r.startAt);
-  let sentInWindow = 0;
-  for (const p of pairs) {
-    const scanner = new BodyScanner((body) => {
-      const sentAt = Number(body);
-      if (sentAt >= fromPerf && sentAt < toPerf) latenciesMs.push(performance.now() - sentAt);
-    });
-    p.receiver.attach((chunk) => scanner.push(chunk));
-  }
-  let sent = 0;
-  await new Promise<void>((done) => {
-    const tick = () => {
-      const now = performance.now();
-      if (now >= toPerf) { done(); return; }
-      const due = Math.floor(((now - t0) * r.rate) / 1000);
-      while (sent < due) {
-        const p = pairs[sent % pairs.length]!;
-        const stamp = performance.now();
-        if (stamp >= fromPerf && stamp < toPerf) sentInWindow++;
-        p.sender.write(chatMessage(p.to, stamp.toFixed(3)));
-        sent++;
-      }
-      setTimeout(tick, 1);
-    };
-    tick();
-  });
-  const graceEnd = performance.now() + 2_000;
-  while (latenciesMs.length < sentInWindow && performance.now() < graceEnd) {
-    await sleep(20);
-  }
-  return { latenciesMs, sent: sentInWindow, lost: sentInWindow - latenciesMs.length };
+  return openLoop(pairs, r, 2_000);
 }
 
 async function closePairs(): Promise<void> {
