@@ -133,7 +133,8 @@ export async function clusterAudience(deps: { bus: ClusterBus; watch: NodeWatch;
     const n = own.get(filter) ?? 0;
     own.set(filter, n + 1);
     if (n === 0) {
-      const told = announce(filter).finally(() => announcing.delete(filter));
+      // Forgotten once confirmed, unless the filter was dropped and announced again meanwhile.
+      const told: Promise<void> = announce(filter).finally(() => void (announcing.get(filter) === told && announcing.delete(filter)));
       announcing.set(filter, told);
     }
     const pending = announcing.get(filter);

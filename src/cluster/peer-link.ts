@@ -141,7 +141,9 @@ export function peerLink(deps: { bus: ClusterBus; watch: NodeWatch; sessions: Se
   function flush(): void {
     const batch = outbox;
     outbox = [];
-    if (deps.watch.others().size > 0) bus.broadcast("s", { b: batch.map(toWire) });
+    if (deps.watch.others().size === 0) return;
+    counters.samplesOut += batch.length;
+    bus.broadcast("s", { b: batch.map(toWire) });
   }
 
   return {
@@ -169,7 +171,6 @@ export function peerLink(deps: { bus: ClusterBus; watch: NodeWatch; sessions: Se
     },
     accepted(sample, from) {
       if (from === "peer") return;
-      counters.samplesOut++;
       if (outbox.push(sample) === 1) setImmediate(flush);
     },
     onShared: (listener) => void sharedListeners.push(listener),
